@@ -1,0 +1,137 @@
+"""YAML loading that keeps the line and column of every value.
+
+Users' files (scenarios, rules, runbooks, configs) are validated with pydantic, whose errors
+carry a path like `faults.2.type` but no position. Composing the YAML node tree alongside the
+plain data lets us map that path back to `file:line:col`, so an error reads like a
+compiler's and points at the exact value to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from selfheal.domain.errors import ConfigError, SourceLocation
+
+ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class SourcedDocument:
+    """Parsed YAML data plus its node tree, for looking up positions by path."""
+
+    source: str
+    data: Any
+    root: yaml.Node | None
+
+    def locate(self, path: Sequence[str | int]) -> SourceLocation:
+        """Return the position of the value at `path`, or of its deepest existing ancestor."""
+        node = self.root
+        for part in path:
+            child = _child(node, part)
+            if child is None:
+                break
+            node = child
+        line = column = None
+        if node is not None:
+            line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        return SourceLocation(self.source, line, column, format_path(path))
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """Render a path as users write it: `faults[2].type`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
+        for key, value in pairs:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                return value
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+        items: list[yaml.Node] = node.value
+        if 0 <= part < len(items):
+            return items[part]
+    return None
+
+
+def load_yaml(text: str, *, source: str) -> SourcedDocument:
+    """Parse one YAML document, raising ConfigError with file:line:col on a syntax error."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        location = SourceLocation(
+            source,
+            mark.line + 1 if mark else None,
+            mark.column + 1 if mark else None,
+        )
+        raise ConfigError(f"invalid YAML: {exc.problem}", location=location) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", location=SourceLocation(source)) from exc
+    return SourcedDocument(source=source, data=data, root=root)
+
+
+def load_model(model: type[ModelT], document: SourcedDocument) -> ModelT:
+    """Validate a document against a pydantic model; the first error names its place."""
+    try:
+        return model.model_validate(document.data)
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        path = _data_path(document.data, error["loc"])
+        message = _describe(error)
+        raise ConfigError(message, location=document.locate(path)) from exc
+
+
+def load_model_file(model: type[ModelT], path: Path) -> ModelT:
+    """Read a YAML file and validate it, with errors naming the file and position."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        location = SourceLocation(str(path))
+        raise ConfigError(f"cannot read file: {exc.strerror}", location=location) from exc
+    return load_model(model, load_yaml(text, source=str(path)))
+
+
+def _data_path(data: Any, loc: Sequence[Any]) -> list[str | int]:
+    """Drop the parts of a pydantic error path that are not keys in the data.
+
+    A tagged union adds its tag value (`faults.2.load_step.factor`); users never wrote that
+    key, so it would only confuse them.
+    """
+    path: list[str | int] = []
+    current = data
+    for part in loc:
+        if (isinstance(current, dict) and part in current) or (
+            isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        ):
+            current = current[part]
+        elif isinstance(current, dict) and part in current.values():
+            continue
+        else:
+            current = None
+        path.append(part)
+    return path
+
+
+def _describe(error: Any) -> str:
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown field (check its spelling; see the documentation for allowed fields)"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
