@@ -1,0 +1,128 @@
+"""Fault types a scenario can schedule, and the small interface they act through.
+
+Each fault is a pydantic model with a literal `type` (the scenario's discriminator) and an
+`apply(target)` method. To add a fault: write its class here, add it to `FaultSpec` in
+scenario.py, and describe it in docs/twin.md. Faults act through `FaultTarget`, not on the
+simulation's internals, so they stay small and the simulation keeps its invariants.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Protocol
+
+import pydantic
+from typing_extensions import override
+
+from selfheal.formats import durations
+from selfheal.twin import quantity
+
+Duration = Annotated[float, pydantic.BeforeValidator(durations.parse_duration)]
+CpuQuantity = Annotated[float, pydantic.BeforeValidator(quantity.parse_cpu)]
+
+
+class FaultTarget(Protocol):
+    """What a fault may do to the running simulation."""
+
+    def set_load_factor(self, factor: float, *, ramp_over: float) -> None: ...
+
+    def set_cpu_resources(
+        self, service: str, *, limit: float | None, request: float | None
+    ) -> None: ...
+
+    def crash_pods(self, service: str, *, count: int) -> None: ...
+
+    def lose_node(self, node: str, *, recover_after: float | None) -> None: ...
+
+    def schedule(self, delay: float, fault: Fault) -> None: ...
+
+
+class Fault(pydantic.BaseModel):
+    """Common fields: when the fault happens, in scenario seconds from the start."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    at: Duration
+
+    def apply(self, target: FaultTarget) -> None:
+        raise NotImplementedError
+
+    def check_references(self, *, services: set[str], nodes: set[str]) -> None:
+        """Raise ValueError if the fault names a service or node the scenario lacks."""
+
+    def describe(self) -> str:
+        return self.model_dump_json(exclude={"at"})
+
+
+def _known(kind: str, name: str, known: set[str]) -> None:
+    if name not in known:
+        raise ValueError(f"fault names unknown {kind} {name!r}; known: {sorted(known)}")
+
+
+class LoadStep(Fault):
+    """Traffic jumps to `factor` times the base load; back to 1x after `duration` if given."""
+
+    type: Literal["load_step"]
+    factor: float = pydantic.Field(ge=0)
+    duration: Duration | None = None
+
+    def apply(self, target: FaultTarget) -> None:
+        target.set_load_factor(self.factor, ramp_over=0.0)
+        if self.duration is not None:
+            target.schedule(self.duration, LoadStep(type="load_step", at=0.0, factor=1.0))
+
+
+class LoadRamp(Fault):
+    """Traffic moves linearly to `to` times the base load over `over` seconds."""
+
+    type: Literal["load_ramp"]
+    to: float = pydantic.Field(ge=0)
+    over: Duration
+
+    def apply(self, target: FaultTarget) -> None:
+        target.set_load_factor(self.to, ramp_over=self.over)
+
+
+class CpuLimitChange(Fault):
+    """A deploy changes a service's CPU limit (and request): a new ReplicaSet rolls out."""
+
+    type: Literal["cpu_limit"]
+    service: str
+    limit: CpuQuantity
+    request: CpuQuantity | None = None
+
+    def apply(self, target: FaultTarget) -> None:
+        target.set_cpu_resources(self.service, limit=self.limit, request=self.request)
+
+    @override
+    def check_references(self, *, services: set[str], nodes: set[str]) -> None:
+        _known("service", self.service, services)
+
+
+class PodCrash(Fault):
+    """`count` pods of a service crash; their containers restart and warm up again."""
+
+    type: Literal["pod_crash"]
+    service: str
+    count: int = pydantic.Field(default=1, ge=1)
+
+    def apply(self, target: FaultTarget) -> None:
+        target.crash_pods(self.service, count=self.count)
+
+    @override
+    def check_references(self, *, services: set[str], nodes: set[str]) -> None:
+        _known("service", self.service, services)
+
+
+class NodeLoss(Fault):
+    """A node stops responding; its pods stop serving and are evicted after a timeout."""
+
+    type: Literal["node_loss"]
+    node: str
+    recover_after: Duration | None = None
+
+    def apply(self, target: FaultTarget) -> None:
+        target.lose_node(self.node, recover_after=self.recover_after)
+
+    @override
+    def check_references(self, *, services: set[str], nodes: set[str]) -> None:
+        _known("node", self.node, nodes)

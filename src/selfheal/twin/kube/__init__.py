@@ -1,0 +1,1 @@
+"""The Kubernetes API subset of the twin: objects, tables, discovery, validation, routes."""

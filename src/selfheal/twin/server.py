@@ -1,0 +1,190 @@
+"""Serving the twin: the model kept in step with a clock, behind one HTTP port.
+
+One port serves the Kubernetes API subset and `/metrics`, as a real cluster's API server and
+a scrape target would, so selfheal reaches the twin only over the wire and the same code can
+later talk to a real cluster. `TwinServer` runs uvicorn in a background thread for tests and
+for the demo; `selfheal twin` runs it in the foreground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, Self
+
+import uvicorn
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from selfheal.domain.time import ScaledClock
+from selfheal.twin import exposition
+from selfheal.twin.kube.api import KubeApi
+from selfheal.twin.scenario import Scenario
+from selfheal.twin.simulation import Simulation
+
+# How often, in real seconds, the model is brought up to date when nobody is asking.
+_TICK_INTERVAL_S = 0.1
+_EXPOSITION_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Twin:
+    """A simulation driven by a scaled clock: `sync()` runs it up to the clock's time."""
+
+    def __init__(self, scenario: Scenario, *, clock: ScaledClock) -> None:
+        self.clock = clock
+        self.simulation = Simulation(scenario, epoch=clock.epoch)
+
+    def sync(self) -> None:
+        self.simulation.advance_to(self.clock.elapsed())
+
+
+def create_app(twin: Twin) -> Starlette:
+    """The ASGI app: Kubernetes API, `/metrics`, `/healthz`, and a model ticker."""
+    kube = KubeApi(twin)
+
+    async def metrics(_request: Request) -> Response:
+        twin.sync()
+        return PlainTextResponse(exposition.render(twin.simulation), media_type=_EXPOSITION_TYPE)
+
+    async def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def scenario_status(_request: Request) -> Response:
+        twin.sync()
+        simulation = twin.simulation
+        return JSONResponse(
+            {
+                "scenario": simulation.scenario.name,
+                "elapsed_s": simulation.elapsed,
+                "speed": twin.clock.speed,
+                "load_factor": simulation.load_factor,
+                "services": {
+                    name: {
+                        "rps": tick.rps,
+                        "p95_s": tick.p95,
+                        "error_ratio": tick.error_ratio,
+                        "ready_pods": tick.ready_pods,
+                    }
+                    for name, tick in simulation.service_ticks.items()
+                },
+            }
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async def keep_in_step() -> None:
+            while True:
+                twin.sync()
+                await asyncio.sleep(_TICK_INTERVAL_S)
+
+        ticker = asyncio.create_task(keep_in_step())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+    routes = [
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", healthz, methods=["GET"]),
+        Route("/livez", healthz, methods=["GET"]),
+        Route("/twin/status", scenario_status, methods=["GET"]),
+        *kube.routes(),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class TwinServer:
+    """The twin served by uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, twin: Twin, *, port: int = 0) -> None:
+        self.twin = twin
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            create_app(twin),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="twin-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the twin did not start on port {self.port}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def serving(scenario: Scenario, *, speed: float, port: int = 0) -> Iterator[TwinServer]:
+    """Run a scenario's twin on loopback for the duration of a `with` block."""
+    server = TwinServer(Twin(scenario, clock=ScaledClock(speed=speed)), port=port)
+    with server:
+        yield server
+
+
+def kubeconfig(url: str, *, namespace: str) -> dict[str, Any]:
+    """A kubeconfig that points kubectl and the clients at the twin."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "selfheal-twin", "cluster": {"server": url}}],
+        "users": [{"name": "selfheal-twin", "user": {"token": "selfheal-twin"}}],
+        "contexts": [
+            {
+                "name": "selfheal-twin",
+                "context": {
+                    "cluster": "selfheal-twin",
+                    "user": "selfheal-twin",
+                    "namespace": namespace,
+                },
+            }
+        ],
+        "current-context": "selfheal-twin",
+        "preferences": {},
+    }
+
+
+def write_kubeconfig(path: Path, url: str, *, namespace: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        yaml.safe_dump(kubeconfig(url, namespace=namespace), sort_keys=False), encoding="utf-8"
+    )
+    return path
