@@ -30,7 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _console = Console()
-_errors = Console(stderr=True)
+_errors = Console(stderr=True, soft_wrap=True)
 
 ScenarioOption = Annotated[
     str, typer.Option("--scenario", "-s", help="A shipped scenario name or a scenario YAML file.")

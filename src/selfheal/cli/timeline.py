@@ -16,12 +16,15 @@ def print_baseline(console: Console, simulation: Simulation, summary: dict[str, 
     slo = scenario.slo
     limit_ms = slo.p95_latency * 1000
     console.print(f"[bold]{scenario.name}[/]: {scenario.description}")
-    console.print(f"baseline: nobody acts. SLO: {slo.service} p95 latency <= {limit_ms:g} ms\n")
-    table = Table(show_edge=False, header_style="bold")
+    console.print(f"baseline: nobody acts. SLO: {slo.service} p95 latency <= {limit_ms:g} ms")
+    for fault in scenario.faults:
+        console.print(f"  at {format_duration(fault.at)}: {fault.describe()}")
+    console.print()
+    table = Table(show_edge=False, header_style="bold", title=f"{slo.service}, every minute")
     for column in (
         "time",
         "load",
-        f"{slo.service} pods",
+        "replicas",
         "p95",
         "errors",
         "throttled",

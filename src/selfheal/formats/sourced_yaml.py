@@ -8,6 +8,7 @@ compiler's and points at the exact value to fix.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,9 +91,26 @@ def load_model(model: type[ModelT], document: SourcedDocument) -> ModelT:
     try:
         return model.model_validate(document.data)
     except pydantic.ValidationError as exc:
-        error = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelt field also makes the real one "missing"; the misspelling is the news.
+        errors.sort(key=lambda error: error.get("type") != "extra_forbidden")
+        error = errors[0]
         path = _data_path(document.data, error["loc"])
         message = _describe(error)
+        if error.get("type") == "extra_forbidden":
+            missing = [
+                str(other["loc"][-1])
+                for other in errors
+                if other.get("type") == "missing" and other["loc"][:-1] == error["loc"][:-1]
+            ]
+            guess = difflib.get_close_matches(str(error["loc"][-1]), missing, n=1)
+            if guess:
+                message = f"unknown field; did you mean {guess[0]!r}?"
+                errors = [
+                    other for other in errors if other["loc"] != (*error["loc"][:-1], guess[0])
+                ]
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         raise ConfigError(message, location=document.locate(path)) from exc
 
 

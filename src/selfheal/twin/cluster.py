@@ -102,6 +102,14 @@ class Deployment:
     uid: str
     created_at: float
     generation: int = 1
+    _template_hash: str | None = None
+
+    @property
+    def template_hash(self) -> str:
+        # Hashing the template every tick is costly; it changes only with the manifest.
+        if self._template_hash is None:
+            self._template_hash = template_hash(self.template)
+        return self._template_hash
 
     @property
     def name(self) -> str:
@@ -236,6 +244,7 @@ class Cluster:
                 f"{manifest['spec'].get('replicas')} replicas",
             )
         deployment.manifest = copy.deepcopy(manifest)
+        deployment._template_hash = None  # noqa: SLF001 - the cache belongs to this module
         self.reconcile(now=now)
 
     def delete_pod(self, name: str, *, now: float) -> Pod:
@@ -330,7 +339,7 @@ class Cluster:
 
     def _reconcile_deployment(self, deployment: Deployment, *, now: float) -> None:
         template = deployment.template
-        current_hash = template_hash(template)
+        current_hash = deployment.template_hash
         owned = self.replicasets_of(deployment.name)
         newest = max((rs.revision for rs in owned), default=0)
         new_rs = next((rs for rs in owned if rs.template_hash == current_hash), None)

@@ -50,7 +50,14 @@ class Fault(pydantic.BaseModel):
         """Raise ValueError if the fault names a service or node the scenario lacks."""
 
     def describe(self) -> str:
-        return self.model_dump_json(exclude={"at"})
+        """One line for people, e.g. `load ramps to 6x over 20s`."""
+        fields = self.model_dump(exclude={"at", "type"}, exclude_none=True)
+        details = ", ".join(f"{key}={value}" for key, value in fields.items())
+        return f"{self.type_name} ({details})" if details else self.type_name
+
+    @property
+    def type_name(self) -> str:
+        return str(getattr(self, "type", type(self).__name__))
 
 
 def _known(kind: str, name: str, known: set[str]) -> None:

@@ -47,6 +47,8 @@ LATENCY_BUCKETS = (
     10.0,
 )
 
+_LOG_BUCKETS = tuple(math.log(bound) for bound in LATENCY_BUCKETS)
+
 
 @dataclass
 class PodTelemetry:
@@ -130,7 +132,7 @@ class Simulation:
         self._order = self._callees_first()
         self.timeline: deque[TimelinePoint] = deque(maxlen=10_000)
         self._timeline_every = timeline_every
-        self._next_sample = 0.0
+        self._next_sample = timeline_every
         for fault in scenario.faults:
             heapq.heappush(self._pending, (fault.at, next(self._sequence), fault))
         for node in scenario.nodes:
@@ -407,15 +409,17 @@ class Simulation:
             requests["502"] = requests.get("502", 0.0) + failed
         if dropped > 0:
             requests["504"] = requests.get("504", 0.0) + dropped
-        for index, bound in enumerate(LATENCY_BUCKETS):
-            state.bucket_counts[index] += served * performance.lognormal_cdf(bound, latency)
-            if bound >= performance.CLIENT_TIMEOUT_S:
-                state.bucket_counts[index] += dropped
+        shares = performance.lognormal_cdfs(_LOG_BUCKETS, latency)
+        counts = state.bucket_counts
+        for index, share in enumerate(shares):
+            counts[index] += served * share
+            if LATENCY_BUCKETS[index] >= performance.CLIENT_TIMEOUT_S:
+                counts[index] += dropped
         state.duration_count += served + dropped
         state.duration_sum += served * latency + dropped * performance.CLIENT_TIMEOUT_S
 
     def _sample(self) -> None:
-        self._next_sample = self.elapsed + self._timeline_every
+        self._next_sample += self._timeline_every
         ticks = {name: ServiceTick(**vars(tick)) for name, tick in self.service_ticks.items()}
         replicas = {
             name: deployment.replicas for name, deployment in self.cluster.deployments.items()

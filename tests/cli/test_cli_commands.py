@@ -1,0 +1,122 @@
+"""The `selfheal` command line, run as a user runs it: a subprocess, reading its output."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support import kubectl_runner, wait_until
+
+
+def selfheal(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "selfheal", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_simulate_json_prints_the_baseline_report() -> None:
+    """`simulate --no-controller --json` prints one object with the baseline's figures."""
+    result = selfheal("simulate", "--scenario", "flash-sale", "--no-controller", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {
+        "scenario",
+        "duration_s",
+        "slo_violation_s",
+        "error_ratio",
+        "peak_throttling",
+    } <= report.keys()
+    assert report["scenario"] == "flash-sale"
+    assert report["duration_s"] == 1200
+    assert report["slo_violation_s"] > 600
+
+
+def test_demo_prints_a_readable_timeline_and_the_breach() -> None:
+    """`selfheal demo` prints the minute-by-minute table and says how long the SLO broke."""
+    result = selfheal("demo")
+    assert result.returncode == 0, result.stderr
+    assert "flash-sale" in result.stdout
+    assert re.search(r"SLO breached for \d+m\d*s?", result.stdout)
+    assert "replicas" in result.stdout
+
+
+def test_bad_scenario_file_is_one_line_error_with_exit_2(tmp_path: Path) -> None:
+    """A broken scenario file gives `error: FILE:LINE:COL (path): ...`, no traceback."""
+    path = tmp_path / "broken.yaml"
+    path.write_text(
+        "name: b\nduration: 1m\nload: {base_rps: 10}\nfaults:\n  - {at: 5s, type: meteor}\n",
+        encoding="utf-8",
+    )
+    result = selfheal("simulate", "--scenario", str(path), "--no-controller")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {path}:5:")
+    assert "Traceback" not in result.stderr
+
+
+def test_simulate_without_no_controller_says_what_to_do() -> None:
+    """Without --no-controller, simulate explains the flag instead of pretending to act."""
+    result = selfheal("simulate", "--scenario", "flash-sale")
+    assert result.returncode == 2
+    assert "--no-controller" in result.stderr
+
+
+def test_twin_command_serves_kubectl_until_stopped(tmp_path: Path) -> None:
+    """`selfheal twin` writes a kubeconfig, serves kubectl, and stops cleanly on SIGTERM."""
+    config = tmp_path / "twin.kubeconfig"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "selfheal",
+            "twin",
+            "--port",
+            "0",
+            "--speed",
+            "30",
+            "--kubeconfig",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(config.exists, timeout=30)
+        kubectl = kubectl_runner(config)
+        output = kubectl("get", "deployments").stdout
+        assert "order-service" in output
+    finally:
+        process.terminate()
+        try:
+            stdout, _ = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail("selfheal twin did not stop on SIGTERM")
+    assert process.returncode == 0
+    assert "kubectl --kubeconfig" in stdout
+
+
+def test_twin_refuses_a_taken_port(tmp_path: Path) -> None:
+    """Starting the twin on a port that is in use fails with a clear message."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = selfheal(
+            "twin", "--port", str(port), "--kubeconfig", str(tmp_path / "k"), timeout=60
+        )
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port}" in result.stderr
+    assert time.monotonic() - started < 60
