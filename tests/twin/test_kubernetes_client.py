@@ -199,3 +199,25 @@ def test_events_are_listed(core: client.CoreV1Api) -> None:
     events = core.list_namespaced_event("production")
     reasons = {event.reason for event in events.items}
     assert {"Scheduled", "Started", "SuccessfulCreate"} <= reasons
+
+
+def test_replacing_a_deployment_applies_its_spec(apps: client.AppsV1Api) -> None:
+    """A full update (PUT) of a read deployment with a new replica count is applied."""
+    deployment = apps.read_namespaced_deployment("catalog", "production")
+    deployment.spec.replicas = 3
+    deployment.metadata.labels["team"] = "shop"
+    replaced = apps.replace_namespaced_deployment("catalog", "production", deployment)
+    assert replaced.spec.replicas == 3
+    assert replaced.metadata.labels["team"] == "shop"
+    assert int(replaced.metadata.resource_version) > int(deployment.metadata.resource_version)
+
+
+def test_changing_the_selector_is_refused(apps: client.AppsV1Api) -> None:
+    """spec.selector is immutable, as on a real cluster: 422 and nothing changes."""
+    patch = {"spec": {"selector": {"matchLabels": {"app": "other"}}}}
+    with pytest.raises(ApiException) as raised:
+        apps.patch_namespaced_deployment("catalog", "production", patch, _content_type=MERGE_PATCH)
+    assert raised.value.status == 422
+    assert "spec.selector" in raised.value.body
+    selector = apps.read_namespaced_deployment("catalog", "production").spec.selector
+    assert selector.match_labels == {"app": "catalog"}

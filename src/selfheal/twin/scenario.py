@@ -147,9 +147,10 @@ class Scenario(_Strict):
 
     name: str
     description: str = ""
-    duration: Duration
+    duration: Annotated[Duration, pydantic.Field(gt=0)]
     seed: int = 1
-    tick: Duration = 1.0
+    # The model's time step: 1 s resolves the 15 s detection windows later stages need.
+    tick: Annotated[Duration, pydantic.Field(gt=0, le=60)] = 1.0
     namespace: str = "production"
     nodes: tuple[NodeSpec, ...] = pydantic.Field(default_factory=_default_nodes)
     services: dict[str, ServiceSpec] = pydantic.Field(default_factory=_default_services)

@@ -124,6 +124,8 @@ class TwinServer:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            # Open watch streams must not hold up a stop for minutes.
+            timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="twin-server", daemon=True)

@@ -421,7 +421,9 @@ class KubeApi:
             if causes:
                 raise _invalid("Deployment", name, "apps", causes)
             if not dry_run:
-                self.cluster.update_deployment(name, _stored_deployment(changed), now=now)
+                stored = _stored_deployment(changed)
+                stored["metadata"].update(name=name, namespace=self.cluster.namespace)
+                self.cluster.update_deployment(name, stored, now=now)
         elif plural == "nodes":
             causes = validation.node(changed, current)
             if causes:
@@ -503,8 +505,8 @@ def _stored_deployment(rendered: JsonObject) -> JsonObject:
     annotations.pop(REVISION_ANNOTATION, None)
     return {
         "metadata": {
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace"),
             "labels": dict(metadata.get("labels") or {}),
             "annotations": annotations,
         },

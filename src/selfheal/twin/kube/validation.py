@@ -71,7 +71,8 @@ def _immutable(metadata: dict[str, Any], old: dict[str, Any], keys: tuple[str, .
     return [
         Cause(f"metadata.{key}", "Invalid value: field is immutable")
         for key in keys
-        if metadata.get(key) != old["metadata"].get(key)
+        # Leaving an identity field out of a full update is fine; changing it is not.
+        if metadata.get(key) is not None and metadata.get(key) != old["metadata"].get(key)
     ]
 
 
