@@ -3,7 +3,7 @@
 Nothing here imports another selfheal package; every other package may import this one.
 """
 
-from selfheal.domain import errors, time
+from selfheal.domain import errors, model, time
 from selfheal.domain.errors import (
     ConfigError,
     GuardrailViolation,
@@ -12,19 +12,48 @@ from selfheal.domain.errors import (
     SourceLocation,
     TemporaryError,
 )
+from selfheal.domain.model import (
+    Alert,
+    AlertState,
+    Decision,
+    Fingerprint,
+    Incident,
+    IncidentId,
+    IncidentState,
+    Outcome,
+    Plan,
+    Target,
+    Verdict,
+    WorkflowId,
+    fingerprint,
+)
 from selfheal.domain.time import Clock, ManualClock, ScaledClock, SystemClock
 
 __all__ = [
+    "Alert",
+    "AlertState",
     "Clock",
     "ConfigError",
+    "Decision",
+    "Fingerprint",
     "GuardrailViolation",
+    "Incident",
+    "IncidentId",
+    "IncidentState",
     "ManualClock",
+    "Outcome",
     "PermanentError",
+    "Plan",
     "ScaledClock",
     "SelfhealError",
     "SourceLocation",
     "SystemClock",
+    "Target",
     "TemporaryError",
+    "Verdict",
+    "WorkflowId",
     "errors",
+    "fingerprint",
+    "model",
     "time",
 ]
