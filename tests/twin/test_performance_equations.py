@@ -72,7 +72,8 @@ def test_mixture_quantile_inverts_the_mixture_cdf(
         return (mass + sum(w for w, v in drops if v <= value)) / total
 
     assert cdf(x) >= q - 1e-6
-    assert cdf(x * (1 - 1e-6)) <= q + 1e-6
+    if x > 0:  # latency is never negative, so at zero there is nothing below to check
+        assert cdf(x * (1 - 1e-6)) <= q + 1e-6
 
 
 def test_lognormal_quantile_matches_its_cdf() -> None:

@@ -141,6 +141,9 @@ def mixture_quantile(
         mass += sum(weight for weight, value in point_masses if value <= x)
         return mass / total
 
+    # Requests that never reached a pod sit at zero latency, where log space cannot go.
+    if sum(weight for weight, value in point_masses if value <= 0) / total >= q:
+        return 0.0
     candidates = [lognormal_quantile(q, mean) for mean in means]
     candidates += [value for _, value in point_masses if value > 0]
     low = math.log(max(min(candidates, default=1e-6), 1e-6)) - 1.0

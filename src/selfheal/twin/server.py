@@ -13,6 +13,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Self
@@ -46,8 +47,55 @@ class Twin:
         self.simulation.advance_to(self.clock.elapsed())
 
 
-def create_app(twin: Twin) -> Starlette:
-    """The ASGI app: Kubernetes API, `/metrics`, `/healthz`, and a model ticker."""
+_MAX_LOGGED_BODY = 4096
+_REQUEST_LOG_SIZE = 10_000
+
+
+class RequestLog:
+    """An ASGI middleware that records every request that may change the cluster.
+
+    Tests and demos read it (`GET /twin/requests`) to prove what a controller did: that a
+    crash and a resume still sent exactly one scale, for instance.
+    """
+
+    def __init__(self, app: Any, twin: Twin) -> None:
+        self.app = app
+        self.twin = twin
+        self.entries: deque[dict[str, Any]] = deque(maxlen=_REQUEST_LOG_SIZE)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        status: dict[str, int] = {}
+
+        async def receive_and_keep() -> Any:
+            message = await receive()
+            if message["type"] == "http.request" and len(body) < _MAX_LOGGED_BODY:
+                body.extend(message.get("body", b"")[: _MAX_LOGGED_BODY - len(body)])
+            return message
+
+        async def send_and_note(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        await self.app(scope, receive_and_keep, send_and_note)
+        self.entries.append(
+            {
+                "at_s": round(self.twin.simulation.elapsed, 3),
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope.get("query_string", b"").decode("latin-1"),
+                "status": status.get("code"),
+                "body": body.decode("utf-8", "replace"),
+            }
+        )
+
+
+def create_app(twin: Twin) -> RequestLog:
+    """The ASGI app: Kubernetes API, `/metrics`, `/healthz`, a model ticker, a request log."""
     kube = KubeApi(twin)
 
     async def metrics(_request: Request) -> Response:
@@ -93,7 +141,11 @@ def create_app(twin: Twin) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
 
+    async def requests_log(_request: Request) -> Response:
+        return JSONResponse(list(log.entries))
+
     routes = [
+        Route("/twin/requests", requests_log, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", healthz, methods=["GET"]),
@@ -101,7 +153,8 @@ def create_app(twin: Twin) -> Starlette:
         Route("/twin/status", scenario_status, methods=["GET"]),
         *kube.routes(),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    log = RequestLog(Starlette(routes=routes, lifespan=lifespan), twin)
+    return log
 
 
 def free_port() -> int:

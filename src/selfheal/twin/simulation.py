@@ -47,6 +47,7 @@ LATENCY_BUCKETS = (
     10.0,
 )
 
+ONSET_THROTTLED_SHARE = 0.5
 _LOG_BUCKETS = tuple(math.log(bound) for bound in LATENCY_BUCKETS)
 
 
@@ -123,6 +124,10 @@ class Simulation:
             name: ServiceTotals() for name in scenario.services
         }
         self.peak_throttling = 0.0
+        # Ground truth for "time to detect": when each service first breached its SLO and
+        # first had a pod throttled in at least half of its CFS periods.
+        self.first_breach_at: dict[str, float] = {}
+        self.first_throttled_at: dict[str, float] = {}
         self.peak_throttling_pod = ""
         self.load_factor = 1.0
         self._ramp: tuple[float, float, float, float] | None = None  # t0, f0, t1, f1
@@ -228,6 +233,15 @@ class Simulation:
         else:
             self.load_factor = f0 + (f1 - f0) * (self.elapsed - t0) / (t1 - t0)
 
+    def onset(self, service: str) -> float | None:
+        """When the service's trouble began: first throttling or first SLO breach."""
+        times = [
+            t
+            for t in (self.first_throttled_at.get(service), self.first_breach_at.get(service))
+            if t is not None
+        ]
+        return min(times) if times else None
+
     def entry_rps(self) -> float:
         load = self.scenario.load
         phase = 2 * math.pi * (self.elapsed - load.peak_at) / load.diurnal_period
@@ -277,6 +291,11 @@ class Simulation:
             totals.max_p95 = max(totals.max_p95, tick.p95)
             if tick.p95 > self.scenario.slo.p95_latency:
                 totals.slo_violation_s += dt
+                self.first_breach_at.setdefault(name, self.elapsed)
+        for pod in self.cluster.pods.values():
+            pod_state = self.telemetry.get(pod.uid)
+            if pod_state is not None and pod_state.throttled_share >= ONSET_THROTTLED_SHARE:
+                self.first_throttled_at.setdefault(pod.service, self.elapsed)
 
     def _serves(self, pod: Pod) -> bool:
         return pod.ready and self._node_up(pod)
