@@ -1,0 +1,294 @@
+"""The append-only audit chain: every decision and action, each record hashing the one before.
+
+The hashing rule (stable; `selfheal audit verify` and any outside checker depend on it):
+
+    hash = sha256(utf8(canonical_json({"seq", "at", "kind", "subject", "payload", "prev_hash"})))
+    prev_hash = the previous record's hash, or 64 zeros for record 1
+
+Canonical JSON is `json.dumps(value, sort_keys=True, separators=(",", ":"),
+ensure_ascii=False, allow_nan=False)`: keys sorted, no whitespace, non-ASCII text as UTF-8,
+floats as Python's `repr` (shortest text that reads back to the same float, e.g. `0.1`,
+`1e+16`), and no NaN or infinity. `at` is always a float, `-0.0` written as `0.0`.
+Mappings become objects (their keys must be strings), tuples and lists become arrays, str
+and int enums become their values.
+The payload is stored as the JSON that was hashed, so reading it back reproduces the hash.
+
+Records are appended inside the caller's write transaction (`append_in`), so a table write
+and its audit record commit or roll back together. The write lock (see `database.py`) makes
+appends strictly sequential; `seq` is therefore gap-free, and `verify` reads a gap as a
+deleted record. The single `audit_head` row names the last record, so records cut off the
+end are caught too. A chain rewritten wholesale, head included, still verifies: anchoring
+the head hash outside the database is what defends against that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Text, cast, select
+from sqlalchemy.orm import Session
+
+from selfheal.domain.errors import PermanentError
+from selfheal.store import schema
+
+if TYPE_CHECKING:
+    from selfheal.store.database import Store
+
+GENESIS_HASH = "0" * schema.HASH_LENGTH
+
+# Rows fetched per round trip when verifying: bounded memory for any length of chain.
+_VERIFY_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One record of the chain, as stored."""
+
+    seq: int
+    at: float
+    kind: str
+    subject: str
+    payload: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """What `verify` found: `first_broken_seq` names the first record that fails, if any."""
+
+    ok: bool
+    records: int
+    first_broken_seq: int | None
+    reason: str
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical text of a JSON value (see the module docstring)."""
+    return json.dumps(
+        _plain(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def record_hash(
+    *, seq: int, at: float, kind: str, subject: str, payload: Any, prev_hash: str
+) -> str:
+    document = {
+        "seq": seq,
+        "at": _time(at),
+        "kind": kind,
+        "subject": subject,
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+
+
+def append_in(
+    session: Session, *, kind: str, subject: str, payload: Mapping[str, Any], at: float
+) -> AuditRecord:
+    """Append a record inside a write transaction that already holds the write lock."""
+    head = session.get(schema.AuditHeadRow, schema.HEAD_ID)
+    if head is None:
+        raise PermanentError(
+            "the audit chain head is missing, so no record can be appended; "
+            "run `selfheal audit verify` and restore the store from a backup"
+        )
+    # Store exactly what is hashed: tuples become lists, enums their values, and so on.
+    stored: dict[str, Any] = json.loads(canonical_json(_object(payload)))
+    record = AuditRecord(
+        seq=head.seq + 1,
+        at=_time(at),
+        kind=kind,
+        subject=subject,
+        payload=stored,
+        prev_hash=head.hash,
+        hash=record_hash(
+            seq=head.seq + 1,
+            at=at,
+            kind=kind,
+            subject=subject,
+            payload=stored,
+            prev_hash=head.hash,
+        ),
+    )
+    session.add(
+        schema.AuditRow(
+            seq=record.seq,
+            at=record.at,
+            kind=kind,
+            subject=subject,
+            payload=stored,
+            prev_hash=record.prev_hash,
+            hash=record.hash,
+        )
+    )
+    head.seq, head.hash = record.seq, record.hash
+    session.flush()
+    return record
+
+
+class AuditLog:
+    """The chain of one store: `store.audit`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def append(
+        self, kind: str, subject: str, payload: Mapping[str, Any], *, at: float
+    ) -> AuditRecord:
+        """Append one record in a transaction of its own."""
+        with self._store.write() as session:
+            return append_in(session, kind=kind, subject=subject, payload=payload, at=at)
+
+    def records(self, *, after: int = 0, limit: int | None = None) -> tuple[AuditRecord, ...]:
+        """Records with `seq > after`, oldest first."""
+        query = select(schema.AuditRow).where(schema.AuditRow.seq > after)
+        with self._store.read() as session:
+            rows = session.scalars(query.order_by(schema.AuditRow.seq).limit(limit))
+            return tuple(
+                AuditRecord(
+                    seq=row.seq,
+                    at=row.at,
+                    kind=row.kind,
+                    subject=row.subject,
+                    payload=row.payload,
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
+                )
+                for row in rows
+            )
+
+
+def ensure_head(store: Store) -> None:
+    """Create the chain head of a new store; leave an existing chain alone."""
+    try:
+        with store.write() as session:
+            # A log with records but no head was tampered with: `verify` will say so.
+            if (
+                session.get(schema.AuditHeadRow, schema.HEAD_ID) is None
+                and session.scalar(select(schema.AuditRow.seq).limit(1)) is None
+            ):
+                session.add(schema.AuditHeadRow(id=schema.HEAD_ID, seq=0, hash=GENESIS_HASH))
+    except PermanentError:
+        # Another process created the head between our look and our insert.
+        with store.read() as session:
+            if session.get(schema.AuditHeadRow, schema.HEAD_ID) is None:
+                raise
+
+
+def verify(store: Store) -> ChainReport:
+    """Recompute every hash in order and name the first broken link.
+
+    `records` counts every record in the log, including those after a break. A deleted
+    record is reported by its missing `seq`; an edited one by its own `seq`; a reordered or
+    re-linked one by the first `seq` whose `prev_hash` does not match its predecessor.
+    """
+    audit = schema.AuditRow
+    columns = (audit.seq, audit.at, audit.kind, audit.subject)
+    # The payload as text: a row edited into invalid JSON is a broken link, not a crash.
+    query = select(*columns, cast(audit.payload, Text), audit.prev_hash, audit.hash)
+    with store.read() as session:
+        head = session.get(schema.AuditHeadRow, schema.HEAD_ID)
+        head_state = None if head is None else (head.seq, head.hash)
+        rows = session.execute(query.order_by(audit.seq)).yield_per(_VERIFY_BATCH)
+        count, last_seq, last_hash, broken = 0, 0, GENESIS_HASH, None
+        for seq, at, kind, subject, payload_text, prev_hash, stored_hash in rows:
+            count += 1
+            if broken is None:
+                broken = _check(
+                    expected=last_seq + 1,
+                    expected_prev=last_hash,
+                    row=(seq, at, kind, subject, payload_text, prev_hash, stored_hash),
+                )
+                last_seq, last_hash = seq, stored_hash
+    if broken is None:
+        broken = _check_head(head_state, last_seq=last_seq, last_hash=last_hash)
+    if broken is not None:
+        return ChainReport(ok=False, records=count, first_broken_seq=broken[0], reason=broken[1])
+    return ChainReport(
+        ok=True,
+        records=count,
+        first_broken_seq=None,
+        reason=f"the chain of {count} records is intact",
+    )
+
+
+def _check(
+    *, expected: int, expected_prev: str, row: tuple[Any, ...]
+) -> tuple[int | None, str] | None:
+    seq, at, kind, subject, payload_text, prev_hash, stored_hash = row
+    if seq > expected:
+        return expected, f"record {expected} is missing (the next record is {seq})"
+    if seq != expected:
+        return seq, f"record {seq} is out of sequence (expected record {expected})"
+    if prev_hash != expected_prev:
+        return seq, f"record {seq} does not link to record {seq - 1} (reordered or re-linked)"
+    try:
+        payload = json.loads(payload_text)
+        recomputed = record_hash(
+            seq=seq, at=at, kind=kind, subject=subject, payload=payload, prev_hash=prev_hash
+        )
+    except (TypeError, ValueError) as error:
+        return seq, f"record {seq} cannot be read: {error}"
+    if recomputed != stored_hash:
+        return seq, f"record {seq} does not match its hash (edited)"
+    return None
+
+
+def _check_head(
+    head: tuple[int, str] | None, *, last_seq: int, last_hash: str
+) -> tuple[int | None, str] | None:
+    if head is None:
+        return None, "the chain head row is missing"
+    head_seq, head_hash = head
+    if head_seq > last_seq:
+        return last_seq + 1, (
+            f"records {last_seq + 1} to {head_seq} are missing from the end of the chain"
+        )
+    if head_seq < last_seq:
+        return head_seq + 1, f"record {head_seq + 1} is beyond the chain head"
+    if head_hash != last_hash:
+        return last_seq, f"the chain head does not match record {last_seq}"
+    return None
+
+
+def _time(at: float) -> float:
+    # SQLite may hand -0.0 back as 0.0, and the hash must survive the round trip.
+    return float(at) + 0.0
+
+
+def _object(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise TypeError(f"an audit payload is a JSON object, not {type(payload).__name__}")
+    return payload
+
+
+def _plain(value: Any) -> Any:
+    """The plain JSON value of `value`: only dict, list, str, int, float, bool and None."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        plain: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys are strings, not {type(key).__name__}")
+            plain[str.__str__(key)] = _plain(item)
+        return plain
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    raise TypeError(f"{type(value).__name__} is not a JSON value")

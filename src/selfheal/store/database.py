@@ -1,0 +1,184 @@
+"""Opening the store and running its transactions: the one module that knows the dialects.
+
+Every write that appends to the audit chain must be serialized, because each record carries
+the hash of the one before it. So every write transaction takes the write lock up front:
+
+- SQLite: `BEGIN IMMEDIATE` (the driver's own transaction handling is switched off so the
+  store, not pysqlite, says when and how a transaction begins). WAL mode lets readers carry
+  on while one writer works; `busy_timeout` makes a second writer wait instead of failing.
+- PostgreSQL: `SELECT ... FOR UPDATE` on the single `audit_head` row, as the transaction's
+  first statement; under READ COMMITTED every later statement then sees all that earlier
+  writers committed. Reads run at REPEATABLE READ so a multi-statement read (such as
+  `audit.verify`) sees one snapshot.
+
+Taking one lock for every write is deliberate: the controller writes a few records per
+incident step, so correctness (no forked chain, one open incident per fingerprint) is worth
+far more than parallel writes. An in-memory SQLite database is one connection shared by all
+threads, so there a process lock serializes reads as well.
+
+SQLAlchemy's exceptions are translated here into the domain's error tree.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import Engine, create_engine, event, exc, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+from selfheal.domain.errors import ConfigError, PermanentError, SelfhealError, TemporaryError
+from selfheal.store import audit, repositories, schema
+
+# How long a SQLite writer waits for the write lock before giving up (milliseconds). Appends
+# take well under a millisecond, so 30 s only runs out when something holds the lock wrongly.
+BUSY_TIMEOUT_MS = 30_000
+
+# The execution option that marks a connection as the writer's.
+_WRITE_OPTION = "selfheal_write"
+
+
+class Store:
+    """An open store: its transactions, its repositories and its audit chain.
+
+    Thread-safe: each transaction uses its own session and, except for in-memory SQLite, its
+    own connection. Close it (or use it as a context manager) to release its connections.
+    """
+
+    def __init__(self, engine: Engine, *, shared_connection: bool) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._writer = engine.execution_options(**{_WRITE_OPTION: True})
+        self._reader = (
+            engine.execution_options(isolation_level="REPEATABLE READ")
+            if self.dialect == "postgresql"
+            else engine
+        )
+        self._gate: threading.RLock | None = threading.RLock() if shared_connection else None
+        self.audit = audit.AuditLog(self)
+        self.incidents = repositories.Incidents(self)
+        self.decisions = repositories.Decisions(self)
+        self.workflows = repositories.WorkflowRuns(self)
+        self.actions = repositories.Actions(self)
+        self.notifications = repositories.Notifications(self)
+        self.budget = repositories.BudgetLedger(self)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction holding the store's write lock from its first statement.
+
+        It commits when the block ends and rolls back if the block raises.
+        """
+        with (
+            self._serialized(),
+            _translated(),
+            Session(self._writer) as session,
+            session.begin(),
+        ):
+            if self.dialect == "postgresql":
+                session.execute(
+                    select(schema.AuditHeadRow.id)
+                    .where(schema.AuditHeadRow.id == schema.HEAD_ID)
+                    .with_for_update()
+                )
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction that sees one consistent snapshot."""
+        # Closing the session rolls its transaction back: a read never commits anything.
+        with self._serialized(), _translated(), Session(self._reader) as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _serialized(self) -> AbstractContextManager[object]:
+        return self._gate if self._gate is not None else nullcontext()
+
+
+def open_store(url: str) -> Store:
+    """Open (creating if needed) the store at a SQLAlchemy URL.
+
+    `sqlite:///path/state.db` for a file, `sqlite://` for a private in-memory database (for
+    tests), `postgresql+psycopg://user@host:port/db` for PostgreSQL.
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError as error:
+        raise ConfigError(f"store url {url!r} is not a database URL: {error}") from error
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        memory = parsed.database in {None, "", ":memory:"}
+        store = Store(_sqlite_engine(url, memory=memory), shared_connection=memory)
+    elif backend == "postgresql":
+        store = Store(create_engine(url, pool_pre_ping=True), shared_connection=False)
+    else:
+        raise ConfigError(
+            f"store url {url!r}: unsupported database {backend!r}; use sqlite or postgresql"
+        )
+    try:
+        with _translated():
+            schema.Base.metadata.create_all(store.engine)
+        audit.ensure_head(store)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _sqlite_engine(url: str, *, memory: bool) -> Engine:
+    # One in-memory database lives as long as its connection, so all threads share one.
+    pooling: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **pooling)
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Autocommit at the driver level: the "begin" hook below issues BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Map SQLAlchemy's errors to the domain's: what the caller does next."""
+    try:
+        yield
+    except SelfhealError:
+        raise
+    except exc.IntegrityError as error:
+        raise PermanentError(f"store constraint violated: {error.orig}") from error
+    except exc.OperationalError as error:
+        # Locked, busy, serialization failure, connection lost: all may pass.
+        raise TemporaryError(f"store unavailable: {error.orig}", delay=1.0) from error
+    except exc.SQLAlchemyError as error:
+        raise PermanentError(f"store error: {error}") from error

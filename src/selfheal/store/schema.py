@@ -1,0 +1,197 @@
+"""The store's tables, as SQLAlchemy 2 declarative models.
+
+Only the repositories and the audit chain touch these classes; callers get frozen
+dataclasses, so no ORM object (and no session) escapes the store.
+
+Times are `Double` scenario seconds passed in by the caller: the store never reads a clock,
+so a replayed scenario writes the same rows. JSON columns are the portable `JSON` type, which
+is text on both SQLite and PostgreSQL (not JSONB): the audit chain hashes payloads, and text
+keeps a number written as `1e+16` or `2.50` exactly as it was hashed.
+
+At most one incident per fingerprint is open (in any state but `resolved`). The repository
+checks it inside a serialized write transaction; the partial unique index
+`uq_incidents_open_fingerprint` is the backstop, and partial indexes work the same way in
+SQLite and PostgreSQL, so no denormalized "open marker" column has to be kept in step with
+`state`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite makes only an `INTEGER PRIMARY KEY` column an alias of the rowid; PostgreSQL gets
+# 64 bits so an audit log or ledger never runs out of ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# Hex SHA-256 digests are 64 characters.
+HASH_LENGTH = 64
+
+# The id of the single row of `audit_head`.
+HEAD_ID = 1
+
+OPEN_INCIDENT = "state != 'resolved'"
+
+
+class Base(DeclarativeBase):
+    """The declarative base: JSON-typed `dict`/`list` columns map to the portable JSON type."""
+
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class IncidentRow(Base):
+    """An incident: the alerts with one fingerprint, and where their remediation stands."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index(
+            "uq_incidents_open_fingerprint",
+            "fingerprint",
+            unique=True,
+            sqlite_where=text(OPEN_INCIDENT),
+            postgresql_where=text(OPEN_INCIDENT),
+        ),
+        Index("ix_incidents_state", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    alert_name: Mapped[str] = mapped_column(String(255))
+    labels: Mapped[dict[str, Any]]
+    annotations: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(32))
+    opened_at: Mapped[float] = mapped_column(Double)
+    onset_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    target_kind: Mapped[str | None] = mapped_column(String(63))
+    target_namespace: Mapped[str | None] = mapped_column(String(253))
+    target_name: Mapped[str | None] = mapped_column(String(253))
+    alert_count: Mapped[int] = mapped_column(Integer, default=1)
+    last_alert_at: Mapped[float] = mapped_column(Double)
+
+
+class DecisionRow(Base):
+    """A policy evaluation, with its input and output as the policy saw and returned them."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    policy_input: Mapped[dict[str, Any]]
+    policy_output: Mapped[dict[str, Any]]
+    bundle_hash: Mapped[str] = mapped_column(String(128))
+    plans: Mapped[list[Any]]
+    deny: Mapped[list[Any]]
+    requires_approval: Mapped[bool] = mapped_column(Boolean)
+    decided_at: Mapped[float] = mapped_column(Double)
+
+
+class WorkflowRunRow(Base):
+    """One runbook execution; `workflow_id` is its idempotency key."""
+
+    __tablename__ = "workflow_runs"
+
+    workflow_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    runbook: Mapped[str] = mapped_column(String(255))
+    params: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[float] = mapped_column(Double)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+
+
+class ActionRow(Base):
+    """One step's effect, recorded under its idempotency key before the effect happens."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    workflow_id: Mapped[str] = mapped_column(ForeignKey("workflow_runs.workflow_id"), index=True)
+    step: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(128))
+    target: Mapped[str] = mapped_column(String(1024))
+    params: Mapped[dict[str, Any]]
+    result: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    started_at: Mapped[float] = mapped_column(Double)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+
+
+class NotificationRow(Base):
+    """A message sent (or attempted) to a person or channel."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    recipient: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[float] = mapped_column(Double)
+    delivered: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditRow(Base):
+    """One link of the audit hash chain (see `audit.py` for the hashing rule).
+
+    `seq` is assigned by the append under the write lock, not by the database, because the
+    hash covers it and so it must be known before the row is written.
+    """
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    at: Mapped[float] = mapped_column(Double)
+    kind: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+
+
+class AuditHeadRow(Base):
+    """The single row naming the chain's last record.
+
+    It is what PostgreSQL writers lock (`SELECT ... FOR UPDATE`) to serialize appends, and it
+    lets `verify` notice records cut off the end of the chain, which no link can show.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Id)
+    hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+
+
+class BudgetLedgerRow(Base):
+    """A cost charged against a day's remediation budget."""
+
+    __tablename__ = "budget_ledger"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    day: Mapped[str] = mapped_column(String(10), index=True)
+    amount: Mapped[float] = mapped_column(Double)
+    currency: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(Text)
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id"))
+    created_at: Mapped[float] = mapped_column(Double)
