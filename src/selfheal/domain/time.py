@@ -20,6 +20,10 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
+    def sleep_blocking(self, seconds: float) -> None:
+        """Block the calling thread for `seconds` of scenario time (for workflow steps)."""
+        ...
+
 
 class SystemClock:
     """Wall-clock time, for running against a real cluster."""
@@ -30,6 +34,9 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
+    def sleep_blocking(self, seconds: float) -> None:
+        _time.sleep(max(0.0, seconds))
+
 
 class ScaledClock:
     """Scenario time running `speed` times faster than the wall clock.
@@ -39,22 +46,44 @@ class ScaledClock:
     only reads a monotonic counter.
     """
 
-    def __init__(self, *, speed: float = 1.0, epoch: float | None = None) -> None:
+    def __init__(
+        self, *, speed: float = 1.0, epoch: float | None = None, wall_origin: float | None = None
+    ) -> None:
         if speed <= 0:
             raise ValueError(f"clock speed must be positive, got {speed}")
         self.speed = speed
         self.epoch = _time.time() if epoch is None else epoch
+        # With a wall origin the clock is anchored to wall time, so a process restarted on
+        # the same anchor (see `resume`) continues the same scenario time line; without one
+        # it counts from its creation on the monotonic clock.
+        self._wall_origin = wall_origin
         self._start = _time.monotonic()
 
+    @classmethod
+    def resume(cls, *, speed: float, epoch: float, wall_origin: float) -> ScaledClock:
+        """A clock on which scenario time `epoch` was wall time `wall_origin`."""
+        return cls(speed=speed, epoch=epoch, wall_origin=wall_origin)
+
+    @property
+    def wall_origin(self) -> float:
+        if self._wall_origin is not None:
+            return self._wall_origin
+        return _time.time() - (_time.monotonic() - self._start)
+
     def now(self) -> float:
-        return self.epoch + (_time.monotonic() - self._start) * self.speed
+        return self.epoch + self.elapsed()
 
     def elapsed(self) -> float:
-        """Scenario seconds since the clock started."""
+        """Scenario seconds since the clock's epoch."""
+        if self._wall_origin is not None:
+            return (_time.time() - self._wall_origin) * self.speed
         return (_time.monotonic() - self._start) * self.speed
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+    def sleep_blocking(self, seconds: float) -> None:
+        _time.sleep(max(0.0, seconds) / self.speed)
 
 
 class ManualClock:
@@ -78,3 +107,6 @@ class ManualClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
+
+    def sleep_blocking(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))

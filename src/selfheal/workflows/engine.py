@@ -1,0 +1,311 @@
+"""The runbook interpreter, run durably on DBOS. The only module that imports `dbos`.
+
+One generic DBOS workflow interprets any runbook: it walks the steps in `needs` order and
+runs each as one DBOS step, so a completed step is never run again after a crash, and a step
+interrupted mid-way runs again (actions are idempotent, see steps.py). When a step fails
+after its retries, the step's compensation runs and the workflow ends.
+
+The workflow ID is the idempotency key the caller derives from the incident: starting a
+workflow whose ID exists returns the existing one, so a re-fired alert never runs a runbook
+twice. DBOS is a process-wide singleton; so is the registry of runbooks and actions that the
+workflow function finds at run time (also after recovery, when DBOS calls it with only its
+stored arguments).
+
+Workflow code is deterministic: times, IDs and outcomes come from steps, never from the
+workflow body.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dbos import DBOS, DBOSConfig, SetWorkflowID
+
+from selfheal.domain.actions import ActionSpec, Invocation, Memo, StepFailed
+from selfheal.domain.errors import ConfigError, SelfhealError, TemporaryError
+from selfheal.domain.time import Clock
+from selfheal.workflows import templating
+from selfheal.workflows.runbook import Runbook, Step
+
+_log = logging.getLogger(__name__)
+APP_VERSION = "selfheal-runbooks-1"
+
+
+class WorkflowObserver(Memo, Protocol):
+    """Where the interpreter reports progress (the store and audit, wired by runtime)."""
+
+    def workflow_started(
+        self,
+        *,
+        workflow_id: str,
+        runbook: str,
+        params: Mapping[str, Any],
+        incident: Mapping[str, Any],
+        at: float,
+    ) -> None: ...
+
+    def step_finished(
+        self,
+        *,
+        workflow_id: str,
+        step_id: str,
+        step_type: str,
+        params: Mapping[str, Any],
+        status: str,
+        output: Mapping[str, Any],
+        error: str,
+        attempts: int,
+        compensation: bool,
+        at: float,
+    ) -> None: ...
+
+    def workflow_finished(
+        self, *, workflow_id: str, outcome: str, summary: Mapping[str, Any], at: float
+    ) -> None: ...
+
+
+@dataclass
+class _Registry:
+    runbooks: dict[str, Runbook] = field(default_factory=dict)
+    actions: dict[str, ActionSpec] = field(default_factory=dict)
+    observer: WorkflowObserver | None = None
+    clock: Clock | None = None
+
+
+_registry = _Registry()
+
+
+@DBOS.step()
+def _record_start(request: dict[str, Any]) -> float:
+    observer, clock = _require()
+    at = clock.now()
+    observer.workflow_started(
+        workflow_id=request["workflow_id"],
+        runbook=request["runbook"],
+        params=request["params"],
+        incident=request["incident"],
+        at=at,
+    )
+    return at
+
+
+@DBOS.step()
+def _record_finish(workflow_id: str, outcome: str, summary: dict[str, Any]) -> float:
+    observer, clock = _require()
+    at = clock.now()
+    observer.workflow_finished(workflow_id=workflow_id, outcome=outcome, summary=summary, at=at)
+    return at
+
+
+@DBOS.step()
+def _run_step(
+    request: dict[str, Any],
+    step_spec: dict[str, Any],
+    context: dict[str, Any],
+    *,
+    compensation: bool,
+) -> dict[str, Any]:
+    """Run one runbook step: render params, call the action with retries and a deadline."""
+    observer, clock = _require()
+    step = Step.model_validate(step_spec)
+    action = _registry.actions[step.type]
+    output: dict[str, Any] = {}
+    error = ""
+    attempts = 0
+    try:
+        params = templating.render(step.params, context)
+    except templating.TemplateError as exc:
+        params, error = dict(step.params), str(exc)
+    deadline = clock.now() + step.timeout
+    backoff = step.retry.backoff
+    while not error:
+        attempts += 1
+        invocation = Invocation(
+            workflow_id=request["workflow_id"],
+            runbook=request["runbook"],
+            step_id=step.id,
+            step_type=step.type,
+            attempt=attempts,
+            deadline=deadline,
+            clock=clock,
+            incident=request["incident"],
+            memo=observer,
+        )
+        try:
+            output = dict(action.run(params, invocation))
+            break
+        except TemporaryError as exc:
+            error, output, retryable = str(exc), {}, True
+        except StepFailed as exc:
+            error, output, retryable = str(exc), exc.output, False
+        except SelfhealError as exc:
+            error, output, retryable = str(exc), {}, False
+        except Exception as exc:  # noqa: BLE001 - an action bug must fail the step, not the engine
+            _log.exception("step %s of %s crashed", step.id, request["workflow_id"])
+            error, output, retryable = f"{type(exc).__name__}: {exc}", {}, False
+        if retryable and attempts < step.retry.attempts and clock.now() < deadline:
+            clock.sleep_blocking(min(backoff, max(0.0, deadline - clock.now())))
+            backoff *= 2
+            error = ""
+    if not error and clock.now() > deadline:
+        error = f"step {step.id!r} ran past its timeout of {step.timeout:g}s"
+    status = "failed" if error else "ok"
+    observer.step_finished(
+        workflow_id=request["workflow_id"],
+        step_id=step.id,
+        step_type=step.type,
+        params=params,
+        status=status,
+        output=output,
+        error=error,
+        attempts=attempts,
+        compensation=compensation,
+        at=clock.now(),
+    )
+    return {"status": status, "output": output, "error": error, "attempts": attempts}
+
+
+@DBOS.workflow()
+def run_runbook(request: dict[str, Any]) -> dict[str, Any]:
+    """Interpret one runbook for one incident (the DBOS workflow)."""
+    runbook = _registry.runbooks[request["runbook"]]
+    _record_start(request)
+    context: dict[str, Any] = {
+        "params": request["params"],
+        "incident": request["incident"],
+        "steps": {},
+    }
+    results: dict[str, Any] = {}
+    for step in runbook.order():
+        result = _run_step(request, step.model_dump(mode="json"), context, compensation=False)
+        results[step.id] = result
+        context["steps"][step.id] = result["output"]
+        if result["status"] == "ok":
+            continue
+        compensated: dict[str, Any] = {}
+        for fix in runbook.compensation_for(step):
+            fix_result = _run_step(request, fix.model_dump(mode="json"), context, compensation=True)
+            compensated[fix.id] = fix_result
+            context["steps"][fix.id] = fix_result["output"]
+        all_ok = bool(compensated) and all(r["status"] == "ok" for r in compensated.values())
+        outcome = "rolled_back" if all_ok else "failed"
+        summary = {
+            "failed_step": step.id,
+            "error": result["error"],
+            "steps": results,
+            "compensation": compensated,
+        }
+        _record_finish(request["workflow_id"], outcome, summary)
+        return {"outcome": outcome, **summary}
+    summary = {"failed_step": None, "error": "", "steps": results, "compensation": {}}
+    _record_finish(request["workflow_id"], "succeeded", summary)
+    return {"outcome": "succeeded", **summary}
+
+
+def _require() -> tuple[WorkflowObserver, Clock]:
+    if _registry.observer is None or _registry.clock is None:
+        raise RuntimeError("the workflow engine is not configured")
+    return _registry.observer, _registry.clock
+
+
+class WorkflowEngine:
+    """Start, watch and recover runbook workflows (DBOS on SQLite or PostgreSQL)."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        runbooks: Mapping[str, Runbook],
+        actions: Mapping[str, ActionSpec],
+        observer: WorkflowObserver,
+        clock: Clock,
+    ) -> None:
+        missing = sorted(
+            {
+                step.type
+                for runbook in runbooks.values()
+                for step in (*runbook.steps, *runbook.compensation)
+            }
+            - set(actions)
+        )
+        if missing:
+            raise ConfigError(f"no action implements step types {missing}")
+        self._database_url = database_url
+        self._lock = threading.Lock()
+        _registry.runbooks = dict(runbooks)
+        _registry.actions = dict(actions)
+        _registry.observer = observer
+        _registry.clock = clock
+        self._launched = False
+
+    def launch(self) -> None:
+        """Start DBOS; workflows left unfinished by a crash resume now."""
+        config: DBOSConfig = {
+            "name": "selfheal",
+            "system_database_url": self._database_url,
+            "log_level": "WARNING",
+            "application_version": APP_VERSION,
+        }
+        DBOS(config=config)
+        DBOS.launch()
+        self._launched = True
+
+    def start(
+        self,
+        *,
+        workflow_id: str,
+        runbook: str,
+        params: Mapping[str, Any],
+        incident: Mapping[str, Any],
+    ) -> bool:
+        """Start a runbook unless a workflow with this ID exists; True if it was new."""
+        if runbook not in _registry.runbooks:
+            raise ConfigError(f"no runbook named {runbook!r}")
+        resolved = _registry.runbooks[runbook].resolve_params(params)
+        with self._lock:
+            existing = DBOS.get_workflow_status(workflow_id)
+            if existing is not None:
+                return False
+            request = {
+                "workflow_id": workflow_id,
+                "runbook": runbook,
+                "params": resolved,
+                "incident": dict(incident),
+            }
+            with SetWorkflowID(workflow_id):
+                DBOS.start_workflow(run_runbook, request)
+            return True
+
+    def status(self, workflow_id: str) -> str | None:
+        found = DBOS.get_workflow_status(workflow_id)
+        return None if found is None else str(found.status)
+
+    def result(self, workflow_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Wait (real seconds) for a workflow's result."""
+        handle: Any = DBOS.retrieve_workflow(workflow_id)
+        if timeout is None:
+            outcome: dict[str, Any] = handle.get_result()
+            return outcome
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def wait() -> None:
+            try:
+                box["result"] = handle.get_result()
+            finally:
+                done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        if not done.wait(timeout):
+            raise TemporaryError(f"workflow {workflow_id} still running", delay=1.0)
+        result: dict[str, Any] = box["result"]
+        return result
+
+    def shutdown(self) -> None:
+        if self._launched:
+            DBOS.destroy(workflow_completion_timeout_sec=0)
+            self._launched = False
