@@ -11,8 +11,11 @@ from selfheal.domain.errors import ConfigError
 from selfheal.workflows import load_runbook, load_runbooks
 
 STEP_TYPES = {
-    "kubernetes.scale": StepType("kubernetes.scale", frozenset({"deployment", "replicas"}),
-                                 frozenset({"deployment", "replicas"})),
+    "kubernetes.scale": StepType(
+        "kubernetes.scale",
+        frozenset({"deployment", "replicas"}),
+        frozenset({"deployment", "replicas"}),
+    ),
     "notify": StepType("notify", frozenset({"message"}), frozenset({"message"})),
 }
 
@@ -63,8 +66,10 @@ def test_unknown_step_type_names_the_line(tmp_path: Path) -> None:
 
 def test_needs_cycle_is_refused(tmp_path: Path) -> None:
     """Two steps that need each other are a cycle, named in the error."""
-    text = GOOD.replace("  - id: scale\n    type: kubernetes.scale\n",
-                        "  - id: scale\n    type: kubernetes.scale\n    needs: [tell]\n")
+    text = GOOD.replace(
+        "  - id: scale\n    type: kubernetes.scale\n",
+        "  - id: scale\n    type: kubernetes.scale\n    needs: [tell]\n",
+    )
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as raised:
         load_runbook(path, step_types=STEP_TYPES)

@@ -1,0 +1,110 @@
+"""From alerts to incidents: fingerprint, dedup, and the lifecycle's allowed moves.
+
+A firing alert opens an incident for its fingerprint (alert name plus sorted identifying
+labels) unless one is open; re-fired and duplicate alerts join the open incident instead, so
+one problem is one incident however often it alerts. Pending alerts are not incidents yet;
+a resolved alert resolves its incident once any remediation is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from selfheal.domain.model import (
+    Alert,
+    AlertState,
+    Fingerprint,
+    Incident,
+    IncidentId,
+    IncidentState,
+    Target,
+    fingerprint,
+)
+
+# Where an incident may go from each state. Terminal remediation states may still resolve.
+TRANSITIONS: Mapping[IncidentState, frozenset[IncidentState]] = {
+    IncidentState.OPEN: frozenset(
+        {IncidentState.DECIDING, IncidentState.RESOLVED, IncidentState.ESCALATED}
+    ),
+    IncidentState.DECIDING: frozenset(
+        {
+            IncidentState.REMEDIATING,
+            IncidentState.ESCALATED,
+            IncidentState.OPEN,
+            IncidentState.RESOLVED,
+        }
+    ),
+    IncidentState.REMEDIATING: frozenset(
+        {IncidentState.VERIFIED, IncidentState.ROLLED_BACK, IncidentState.ESCALATED}
+    ),
+    IncidentState.VERIFIED: frozenset({IncidentState.RESOLVED}),
+    IncidentState.ROLLED_BACK: frozenset({IncidentState.ESCALATED, IncidentState.RESOLVED}),
+    IncidentState.ESCALATED: frozenset({IncidentState.RESOLVED}),
+    IncidentState.RESOLVED: frozenset(),
+}
+REMEDIATION_OVER = frozenset(
+    {IncidentState.OPEN, IncidentState.VERIFIED, IncidentState.ROLLED_BACK, IncidentState.ESCALATED}
+)
+
+
+def can_move(current: IncidentState, wanted: IncidentState) -> bool:
+    return wanted in TRANSITIONS[current]
+
+
+class IncidentRepository(Protocol):
+    """The incident store as intake needs it (implemented over `selfheal.store`)."""
+
+    def open_or_join(
+        self, *, fingerprint: Fingerprint, alert: Alert, target: Target | None, at: float
+    ) -> tuple[Incident, bool]: ...
+
+    def open_for(self, fingerprint: Fingerprint) -> Incident | None: ...
+
+    def move(
+        self, incident_id: IncidentId, state: IncidentState, *, reason: str, at: float
+    ) -> Incident: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What receiving one alert did."""
+
+    incident: Incident | None
+    opened: bool = False
+    joined: bool = False
+    resolved: bool = False
+
+
+def target_of(labels: Mapping[str, str]) -> Target | None:
+    """The workload an alert is about: its namespace and deployment (or service) labels."""
+    namespace = labels.get("namespace")
+    name = labels.get("deployment") or labels.get("service")
+    if not namespace or not name:
+        return None
+    return Target(kind="Deployment", namespace=namespace, name=name)
+
+
+class IncidentIntake:
+    """Turns alerts into incidents through an IncidentRepository."""
+
+    def __init__(self, repository: IncidentRepository) -> None:
+        self._repository = repository
+
+    def receive(self, alert: Alert, *, at: float) -> Intake:
+        key = fingerprint(alert.name, alert.labels)
+        if alert.state == AlertState.PENDING:
+            return Intake(None)
+        if alert.state == AlertState.RESOLVED:
+            incident = self._repository.open_for(key)
+            if incident is None or incident.state not in REMEDIATION_OVER:
+                return Intake(incident)
+            resolved = self._repository.move(
+                incident.id, IncidentState.RESOLVED, reason="the alert resolved", at=at
+            )
+            return Intake(resolved, resolved=True)
+        incident, opened = self._repository.open_or_join(
+            fingerprint=key, alert=alert, target=target_of(alert.labels), at=at
+        )
+        return Intake(incident, opened=opened, joined=not opened)
