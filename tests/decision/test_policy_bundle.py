@@ -48,7 +48,11 @@ FLASH_SALE_INPUT: dict[str, Any] = {
         "slo": {"p95_latency_seconds": 0.2},
         "now": 1767225672.0,
     },
-    "runbooks": {"scale-up": {"params": ["current_replicas", "deployment", "max_replicas", "namespace", "replicas"]}},
+    "runbooks": {
+        "scale-up": {
+            "params": ["current_replicas", "deployment", "max_replicas", "namespace", "replicas"]
+        }
+    },
 }
 
 

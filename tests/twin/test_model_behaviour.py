@@ -41,9 +41,9 @@ def scale(simulation: Simulation, service: str, replicas: int) -> None:
 
 
 def test_flash_sale_baseline_breaches_the_slo_for_a_sustained_time() -> None:
-    """Nobody acting, order-service p95 stays above 200 ms for most of the 14-minute surge."""
+    """Nobody acting, order-service p95 stays above 200 ms for most of the 7-minute surge."""
     summary = report.summarize(run("flash-sale"))
-    assert summary["slo_violation_s"] >= 600
+    assert summary["slo_violation_s"] >= 360
     assert summary["peak_p95_s"] > 0.5
     assert summary["peak_throttling"] > 0.9
     assert summary["peak_throttling_pod"].startswith("order-service-")
@@ -75,7 +75,7 @@ def test_scaling_order_service_to_five_ends_the_breach() -> None:
     assert scaled.totals["order-service"].slo_violation_s < (
         baseline.totals["order-service"].slo_violation_s / 5
     )
-    during_surge = run("flash-sale", scale_to=5, until=600)
+    during_surge = run("flash-sale", scale_to=5, until=400)
     assert during_surge.service_ticks["order-service"].p95 < 0.2
     assert during_surge.service_ticks["order-service"].error_ratio == 0
 

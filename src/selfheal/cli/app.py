@@ -16,9 +16,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from selfheal.cli import timeline
+from selfheal.cli import loop, timeline
 from selfheal.domain import time as time_module
-from selfheal.domain.errors import ConfigError, SelfhealError
+from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation
+from selfheal.formats import durations
+from selfheal.store import audit, open_store
 from selfheal.twin import report, scenario, server
 from selfheal.twin.simulation import Simulation
 
@@ -78,11 +80,100 @@ def simulate(
 
 @app.command()
 def demo(
-    scenario_name: ScenarioOption = "flash-sale",
+    scenario_name: Annotated[
+        str | None,
+        typer.Option("--scenario", "-s", help="flash-sale, flash-sale-contention, steady, ..."),
+    ] = None,
+    speed: Annotated[
+        float | None, typer.Option("--speed", min=0.001, help="Scenario seconds per second.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Default: examples/flash-sale/selfheal.yaml")
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Keep the run's state here.")
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="Stop after this much scenario time.")
+    ] = None,
+) -> None:
+    """Run a scenario on the built-in twin with the controller closing the loop."""
+    on_event = None if as_json else timeline.live_printer(_console)
+    try:
+        seconds = durations.parse_duration(duration) if duration is not None else None
+    except ValueError as exc:
+        raise _fail(ConfigError(str(exc), location=SourceLocation("--duration"))) from None
+    try:
+        result = loop.run_demo(
+            config=config,
+            scenario_name=scenario_name,
+            speed=speed,
+            state_dir=state_dir,
+            duration=seconds,
+            on_event=on_event,
+        )
+    except ConfigError as error:
+        raise _fail(error) from None
+    if as_json:
+        print(json.dumps(result))
+    else:
+        timeline.print_demo(_console, result)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The selfheal.yaml to run.")],
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Override the config's state_dir.")
+    ] = None,
+) -> None:
+    """Run the controller against what the config names until SIGTERM or Ctrl-C."""
+    try:
+        loop.run_forever(
+            config=config,
+            state_dir=state_dir,
+            announce=lambda text: _console.print(text, highlight=False),
+        )
+    except ConfigError as error:
+        raise _fail(error) from None
+
+
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="The controller's state directory.")
+    ] = Path(".selfheal/state"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Show the flash sale on the twin. For now: the baseline, with nobody acting."""
-    simulate(scenario_name=scenario_name, no_controller=True, as_json=as_json)
+    """Recompute the audit hash chain; name the first broken link. Exit 1 if broken."""
+    database = state_dir / "state.db"
+    if not database.is_file():
+        raise _fail(ConfigError(f"no state database at {database}"))
+    with open_store(f"sqlite:///{database}") as store:
+        report = audit.verify(store)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "records": report.records,
+                    "first_broken_seq": report.first_broken_seq,
+                    "reason": report.reason,
+                }
+            )
+        )
+    elif report.ok:
+        _console.print(f"audit chain intact: {report.records} records verified")
+    else:
+        _console.print(
+            f"[bold red]audit chain broken at record {report.first_broken_seq}[/]: {report.reason}"
+        )
+    raise typer.Exit(code=0 if report.ok else 1)
 
 
 @app.command()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from selfheal.cli import events
 from selfheal.formats.durations import format_duration
 from selfheal.twin.simulation import Simulation
 
@@ -61,3 +63,80 @@ def print_baseline(console: Console, simulation: Simulation, summary: dict[str, 
         f"({summary['peak_throttling_pod']})."
     )
     console.print(f"[dim]computed in {summary['wall_s']:.2f} s[/]")
+
+
+def live_printer(console: Console) -> Callable[[float, str, str, dict[str, Any]], None]:
+    """A callback that prints each audit record worth a line as the loop runs."""
+    console.print("[dim]the controller is watching the twin; events in scenario time:[/]")
+
+    def show(at: float, kind: str, subject: str, payload: dict[str, Any]) -> None:
+        line = events.describe(kind, subject, payload)
+        if line is not None:
+            console.print(f"[dim]{format_duration(max(0.0, at)):>7}[/]  {line}", highlight=False)
+
+    return show
+
+
+def print_demo(console: Console, result: dict[str, Any]) -> None:
+    """The closed loop's story: each incident's stages, then the SLO against the baseline."""
+    console.print(
+        f"[bold]{result['scenario']}[/] on the built-in twin at {result['speed']:g}x "
+        f"({format_duration(result['duration_s'])} of scenario time)\n"
+    )
+    for incident in result["incidents"]:
+        console.print(
+            f"[bold]{incident['alert']}[/] (incident {incident['id']}, "
+            f"{incident['alert_count']} alert(s)) -> [cyan]{incident['state']}[/]"
+        )
+        table = Table(show_edge=False, show_header=False, box=None, padding=(0, 2))
+        table.add_column(justify="right")
+        table.add_column()
+        for label, key in (
+            ("onset", "onset_s"),
+            ("detected", "detected_s"),
+            ("decided", "decided_s"),
+            ("acted", "action_s"),
+            ("verified", "verified_s"),
+        ):
+            value = incident.get(key)
+            if value is not None:
+                table.add_row(format_duration(value), _stage_text(label, incident))
+        console.print(table)
+        for notification in incident["notifications"]:
+            console.print(
+                f"    [yellow]notified {notification['channel']}[/]: {notification['message']}"
+            )
+        console.print()
+    violation, baseline = result["slo_violation_s"], result["baseline_slo_violation_s"]
+    console.print(
+        f"SLO breached for [bold]{format_duration(violation)}[/] with selfheal, "
+        f"{format_duration(baseline)} without it (the baseline)."
+    )
+    chain = "[green]intact[/]" if result["audit_chain_ok"] else "[bold red]BROKEN[/]"
+    console.print(
+        f"Audit chain {chain}; state in {result['state_dir']}; ran in {result['wall_s']:.1f} s."
+    )
+
+
+def _stage_text(stage: str, incident: dict[str, Any]) -> str:
+    if stage == "onset":
+        return "trouble begins (ground truth from the twin)"
+    if stage == "detected":
+        return f"{incident['alert']} firing: incident opened"
+    if stage == "decided":
+        if incident["deny"]:
+            return "policy denied: " + "; ".join(incident["deny"])
+        return (
+            ("policy chose " + ", ".join(incident["plans"]))
+            if incident["plans"]
+            else "policy: nothing to do"
+        )
+    if stage == "acted":
+        return (
+            f"scaled {incident['replicas_before']} -> "
+            f"{incident['replicas_after'] if not incident['rolled_back'] else '?'} replicas"
+            if not incident["rolled_back"]
+            else f"scaled from {incident['replicas_before']}, then rolled back to "
+            f"{incident['replicas_after']}"
+        )
+    return f"verified: p95 {incident['p95_ms_after']} ms"

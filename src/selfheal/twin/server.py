@@ -170,8 +170,9 @@ class TwinServer:
     def __init__(self, twin: Twin, *, port: int = 0) -> None:
         self.twin = twin
         self.port = port or free_port()
+        self.request_log = create_app(twin)
         config = uvicorn.Config(
-            create_app(twin),
+            self.request_log,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",

@@ -1,0 +1,217 @@
+"""Running the controller from the command line: with the built-in twin, or against a cluster.
+
+`selfheal demo` and `selfheal run` with a `twin:` section start the twin in this process on
+a free loopback port and point the controller at it over HTTP, exactly as it would point at
+a real API server and scrape target. Everything is validated before the twin starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfheal.actions.kubernetes_client import KubernetesCluster
+from selfheal.domain.errors import ConfigError
+from selfheal.domain.time import ScaledClock
+from selfheal.runtime import report
+from selfheal.runtime.controller import Controller
+from selfheal.runtime.settings import Settings, TwinSettings, load_settings
+from selfheal.telemetry.scrape import Target
+from selfheal.twin import scenario as scenario_module
+from selfheal.twin import server
+from selfheal.twin.simulation import Simulation
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "flash-sale" / "selfheal.yaml"
+
+
+def find_default_config() -> Path:
+    """The flash-sale example: in the source tree, or next to the working directory."""
+    for candidate in (Path("examples/flash-sale/selfheal.yaml"), DEFAULT_CONFIG):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        "no config given and examples/flash-sale/selfheal.yaml is not here; pass --config FILE"
+    )
+
+
+@dataclass
+class EmbeddedRun:
+    """A controller wired to a twin served in this process."""
+
+    controller: Controller
+    twin_server: server.TwinServer
+    clock: ScaledClock
+    scenario: scenario_module.Scenario
+
+
+def prepare_embedded(
+    settings: Settings, *, scenario_name: str | None, speed: float | None, state_dir: Path | None
+) -> EmbeddedRun:
+    twin_settings = settings.twin or TwinSettings()
+    chosen = scenario_module.load(scenario_name or twin_settings.scenario)
+    clock = ScaledClock(speed=speed or twin_settings.speed)
+    if state_dir is not None:
+        settings = settings.model_copy(update={"state_dir": state_dir.resolve()})
+    port = server.free_port()
+    url = f"http://127.0.0.1:{port}"
+    controller = Controller(
+        settings,
+        clock=clock,
+        cluster=KubernetesCluster(host=url),
+        targets=[Target(url=f"{url}/metrics", job="kubernetes")],
+    )
+    twin_server = server.TwinServer(server.Twin(chosen, clock=clock), port=port)
+    return EmbeddedRun(controller, twin_server, clock, chosen)
+
+
+ProgressCallback = Callable[[float, str, str, dict[str, Any]], None]
+
+
+def run_demo(
+    *,
+    config: Path | None,
+    scenario_name: str | None,
+    speed: float | None,
+    state_dir: Path | None,
+    duration: float | None = None,
+    on_event: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Run a scenario with the controller to its end; return the demo's report."""
+    started = time.perf_counter()
+    settings = load_settings(config or find_default_config())
+    if state_dir is None:
+        state_dir = Path(tempfile.mkdtemp(prefix="selfheal-demo-"))
+    run = prepare_embedded(settings, scenario_name=scenario_name, speed=speed, state_dir=state_dir)
+    if duration is None:
+        duration = run.scenario.duration
+    run.twin_server.start()
+    try:
+        asyncio.run(_run_until(run, duration=duration, on_event=on_event))
+    finally:
+        run.twin_server.stop()
+    simulation = run.twin_server.twin.simulation
+    incidents = report.incident_reports(run.controller.store, epoch=run.clock.epoch)
+    for item in incidents:
+        service = _service_of(item, run.controller)
+        onset = simulation.onset(service) if service else None
+        item["onset_s"] = None if onset is None else round(onset, 3)
+    slo = run.scenario.slo
+    baseline = Simulation(run.scenario, epoch=run.clock.epoch)
+    baseline.advance_to(simulation.elapsed)
+    result = {
+        "scenario": run.scenario.name,
+        "speed": run.clock.speed,
+        "duration_s": round(simulation.elapsed, 3),
+        "slo_violation_s": simulation.totals[slo.service].slo_violation_s,
+        "baseline_slo_violation_s": baseline.totals[slo.service].slo_violation_s,
+        "audit_chain_ok": report.chain_ok(run.controller.store),
+        "alerts_received": run.controller.alerts_received,
+        "incidents": incidents,
+        "twin_changes": [
+            {key: entry[key] for key in ("at_s", "method", "path", "status")}
+            for entry in run.twin_server.request_log.entries
+        ],
+        "state_dir": str(state_dir),
+        "wall_s": round(time.perf_counter() - started, 3),
+    }
+    run.controller.close()
+    return result
+
+
+async def _run_until(
+    run: EmbeddedRun, *, duration: float, on_event: ProgressCallback | None
+) -> None:
+    stop = asyncio.Event()
+    last_seq = 0
+
+    def tell() -> None:
+        nonlocal last_seq
+        if on_event is None:
+            return
+        for record in run.controller.store.audit.records(after=last_seq):
+            last_seq = record.seq
+            on_event(record.at - run.clock.epoch, record.kind, record.subject, dict(record.payload))
+
+    async def watch() -> None:
+        while run.clock.elapsed() < duration:
+            tell()
+            await asyncio.sleep(0.25)
+        stop.set()
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(watch())
+        group.create_task(run.controller.run(stop))
+
+
+def _service_of(item: dict[str, Any], controller: Controller) -> str | None:
+    incident = controller.store.incidents.get(item["id"])
+    return incident.labels.get("service") or incident.labels.get("deployment")
+
+
+def run_forever(*, config: Path, state_dir: Path | None, announce: Callable[[str], None]) -> None:
+    """`selfheal run`: run the controller until SIGTERM or SIGINT; shut down cleanly."""
+    settings = load_settings(config)
+    if state_dir is not None:
+        settings = settings.model_copy(update={"state_dir": state_dir.resolve()})
+    if settings.twin is not None:
+        embedded = prepare_embedded(settings, scenario_name=None, speed=None, state_dir=None)
+        controller, clock = embedded.controller, embedded.clock
+        embedded.twin_server.start()
+        announce(f"built-in twin ({embedded.scenario.name}) on {embedded.twin_server.url}")
+        twin_server: server.TwinServer | None = embedded.twin_server
+    else:
+        clock = _persistent_clock(settings)
+        kubeconfig = (
+            settings.path(settings.cluster.kubeconfig) if settings.cluster.kubeconfig else None
+        )
+        targets = [Target(url=t.url, job=t.job) for t in settings.telemetry.targets]
+        controller = Controller(
+            settings, clock=clock, cluster=KubernetesCluster(kubeconfig=kubeconfig), targets=targets
+        )
+        twin_server = None
+    announce(f"controller running; state in {controller.state_dir}")
+    try:
+        asyncio.run(_run_with_signals(controller))
+    finally:
+        if twin_server is not None:
+            twin_server.stop()
+        controller.close()
+    announce("controller stopped")
+
+
+async def _run_with_signals(controller: Controller) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await controller.run(stop)
+
+
+def _persistent_clock(settings: Settings) -> ScaledClock:
+    """The scenario clock, anchored in the state directory so a restart continues it."""
+    state_dir = settings.path(settings.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    anchor_file = state_dir / "clock.json"
+    speed = settings.clock_speed
+    if anchor_file.is_file():
+        anchor = json.loads(anchor_file.read_text(encoding="utf-8"))
+        previous = ScaledClock.resume(
+            speed=anchor["speed"], epoch=anchor["epoch"], wall_origin=anchor["wall_origin"]
+        )
+        if anchor["speed"] == speed:
+            return previous
+        clock = ScaledClock.resume(speed=speed, epoch=previous.now(), wall_origin=time.time())
+    else:
+        clock = ScaledClock.resume(speed=speed, epoch=time.time(), wall_origin=time.time())
+    anchor_file.write_text(
+        json.dumps({"speed": speed, "epoch": clock.epoch, "wall_origin": clock.wall_origin}),
+        encoding="utf-8",
+    )
+    return clock

@@ -1,0 +1,344 @@
+"""The controller: the closed loop, wired from the stages' packages.
+
+Every `evaluation_interval` of scenario time it scrapes its targets, evaluates the alerting
+rules, turns newly firing alerts into incidents, decides on them with the policy bundle and
+starts the chosen runbook as a durable workflow whose ID is derived from the incident. The
+store records every step with its audit record.
+
+Everything is loaded and validated in the constructor (config, rules, policies, runbooks):
+a bad file stops the start before anything runs. Blocking work (the Kubernetes API, the
+policy engine, the store, DBOS) runs in worker threads so scraping keeps its rhythm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from selfheal.actions import bookkeeping, kubernetes_actions, verify
+from selfheal.actions.kubernetes_client import KubernetesCluster
+from selfheal.decision import policy
+from selfheal.decision.engine import PolicyError
+from selfheal.domain.actions import ActionSpec, StepType
+from selfheal.domain.errors import ConfigError, SelfhealError
+from selfheal.domain.model import (
+    Alert,
+    AlertState,
+    Decision,
+    Fingerprint,
+    Incident,
+    IncidentState,
+    fingerprint,
+)
+from selfheal.domain.time import Clock
+from selfheal.incidents import IncidentIntake, intake
+from selfheal.runtime.recorder import IncidentStore, Recorder
+from selfheal.runtime.settings import Settings
+from selfheal.runtime.telemetry_store import SharedTelemetry
+from selfheal.store import day_of, open_store
+from selfheal.telemetry import rules, scrape
+from selfheal.workflows import WorkflowEngine, load_runbooks
+
+_log = logging.getLogger(__name__)
+
+
+def build_actions(
+    *,
+    cluster: KubernetesCluster,
+    telemetry: SharedTelemetry,
+    recorder: Recorder,
+    incidents: IncidentStore,
+) -> dict[str, ActionSpec]:
+    """Every step type this controller can run, wired to its ports."""
+    specs = [
+        kubernetes_actions.scale_action(cluster),
+        kubernetes_actions.wait_available_action(cluster),
+        verify.verify_action(telemetry),
+        bookkeeping.notify_action(recorder),
+        bookkeeping.budget_check_action(recorder),
+        bookkeeping.escalate_action(incidents),
+        bookkeeping.wait_action(),
+    ]
+    return {spec.step_type.name: spec for spec in specs}
+
+
+def step_types() -> dict[str, StepType]:
+    """The step types runbooks may use (actions built unwired, only to read their types)."""
+    unwired: Any = None
+    actions = build_actions(cluster=unwired, telemetry=unwired, recorder=unwired, incidents=unwired)
+    return {name: spec.step_type for name, spec in actions.items()}
+
+
+def workflow_id_for(incident: Incident, runbook: str) -> str:
+    """The idempotency key of a remediation: one per incident and runbook."""
+    return f"remediate.{incident.id}.{runbook}"
+
+
+class Controller:
+    """The closed loop: scrape, evaluate, open incidents, decide, dispatch."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock,
+        cluster: KubernetesCluster,
+        targets: Sequence[scrape.Target],
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.cluster = cluster
+        state_dir = settings.path(settings.state_dir)
+        # Validate every file first: a bad one refuses the start before anything is created.
+        self.rule_groups = rules.load_rule_files([settings.path(p) for p in settings.rules])
+        self.runbooks = load_runbooks(settings.path(settings.runbooks), step_types=step_types())
+        self.bundle = policy.PolicyBundle.load(settings.path(settings.policies))
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create state_dir {state_dir}: {exc.strerror}") from exc
+        self.state_dir = state_dir
+        self.store = open_store(f"sqlite:///{state_dir / 'state.db'}")
+        self.telemetry = SharedTelemetry(retention=settings.telemetry.retention)
+        self.evaluator = rules.RuleEvaluator(
+            self.rule_groups, storage=self.telemetry, external_labels=settings.external_labels
+        )
+        self.incidents = IncidentStore(self.store)
+        self.recorder = Recorder(store=self.store, settings=settings, incidents=self.incidents)
+        actions = build_actions(
+            cluster=cluster,
+            telemetry=self.telemetry,
+            recorder=self.recorder,
+            incidents=self.incidents,
+        )
+        self.engine = WorkflowEngine(
+            database_url=f"sqlite:///{state_dir / 'workflows.db'}",
+            runbooks=self.runbooks,
+            actions=actions,
+            observer=self.recorder,
+            clock=clock,
+        )
+        self.intake = IncidentIntake(self.incidents)
+        self.scraper = scrape.Scraper(
+            targets=targets,
+            sink=self.telemetry,
+            clock=clock,
+            interval=settings.telemetry.scrape_interval,
+        )
+        self._seen: set[tuple[str, str, float | None]] = set()
+        self._started_at: float | None = None
+        longest_for = max(
+            (rule.spec.for_ for group in self.rule_groups for rule in group.rules), default=0.0
+        )
+        self._resolve_grace = longest_for + 3 * settings.telemetry.evaluation_interval
+        self.alerts_received = 0
+
+    # ---- the loop -----------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; workflows left by a crash resume at the start."""
+        await asyncio.to_thread(self.engine.launch)
+        self._started_at = self.clock.now()
+        interval = self.settings.telemetry.evaluation_interval
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                next_tick = self.clock.now()
+                while not stop.is_set():
+                    await self.scraper.scrape_once(client)
+                    await self.evaluate_once()
+                    next_tick += interval
+                    delay = next_tick - self.clock.now()
+                    if delay < -5 * interval:  # fell far behind: do not try to catch up
+                        next_tick = self.clock.now()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            stop.wait(), timeout=max(0.0, delay) / _speed(self.clock)
+                        )
+        finally:
+            await asyncio.to_thread(self.engine.shutdown)
+
+    async def evaluate_once(self) -> None:
+        at = self.clock.now()
+        alerts = self.evaluator.evaluate(at=at)
+        for alert in alerts:
+            await self.handle_alert(alert, at=at)
+        firing = {fingerprint(a.name, a.labels) for a in alerts if a.state == AlertState.FIRING}
+        await asyncio.to_thread(self.resolve_quiet_incidents, firing, at=at)
+
+    def resolve_quiet_incidents(self, firing: set[Fingerprint], *, at: float) -> None:
+        """Resolve incidents whose remediation is over and whose alert no longer fires.
+
+        An alert that resolves while its remediation runs cannot resolve the incident then;
+        this catches up once the remediation has ended.
+        """
+        if self._started_at is None or at - self._started_at < self._resolve_grace:
+            # Just after a (re)start, rules have no state: alerts that still hold are pending
+            # again, not gone. Wait until they could have fired before calling anything quiet.
+            return
+        for incident in self.store.incidents.list(open_only=True):
+            if incident.state in intake.REMEDIATION_OVER and incident.fingerprint not in firing:
+                self.incidents.move(
+                    incident.id, IncidentState.RESOLVED, reason="the alert no longer fires", at=at
+                )
+
+    async def handle_alert(self, alert: Alert, *, at: float) -> None:
+        """Act on an alert's state changes: firing opens or joins, resolved resolves."""
+        if alert.state == AlertState.PENDING:
+            return
+        moment = alert.fired_at if alert.state == AlertState.FIRING else alert.resolved_at
+        key = (fingerprint(alert.name, alert.labels), str(alert.state), moment)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.alerts_received += 1
+        result = await asyncio.to_thread(self.intake.receive, alert, at=at)
+        incident = result.incident
+        if incident is None or alert.state != AlertState.FIRING:
+            return
+        if result.opened or incident.state == IncidentState.OPEN:
+            await asyncio.to_thread(self.decide, incident, at=self.clock.now())
+
+    # ---- deciding -----------------------------------------------------------------------
+    def policy_input(self, incident: Incident, *, at: float) -> dict[str, Any]:
+        budget = self.settings.budget
+        target: dict[str, Any] | None = None
+        if incident.target is not None:
+            try:
+                state = self.cluster.deployment(incident.target.namespace, incident.target.name)
+                target = {
+                    "kind": incident.target.kind,
+                    "namespace": state.namespace,
+                    "name": state.name,
+                    "replicas": state.replicas,
+                    "available_replicas": state.available,
+                }
+            except SelfhealError as exc:
+                _log.warning("cannot read target of %s: %s", incident.id, exc)
+        return {
+            "incident": {
+                "id": incident.id,
+                "fingerprint": incident.fingerprint,
+                "alert": incident.alert_name,
+                "labels": dict(incident.labels),
+                "annotations": dict(incident.annotations),
+                "onset_at": incident.onset_at,
+            },
+            "target": target,
+            "context": {
+                "budget": {
+                    "daily_budget": budget.daily,
+                    "spent_today": self.store.budget.spent_on(day_of(at), currency=budget.currency),
+                    "cost_per_replica_hour": budget.cost_per_replica_hour,
+                    "currency": budget.currency,
+                },
+                "slo": {"p95_latency_seconds": self.settings.slo.p95_latency},
+                "now": at,
+            },
+            "runbooks": {
+                name: {"params": sorted(runbook.params)} for name, runbook in self.runbooks.items()
+            },
+        }
+
+    def decide(self, incident: Incident, *, at: float) -> Decision | None:
+        """Evaluate the policy for an incident and start what it chose (or escalate)."""
+        incident = self.incidents.move(
+            incident.id, IncidentState.DECIDING, reason="evaluating policy", at=at
+        )
+        policy_input = self.policy_input(incident, at=at)
+        try:
+            raw = self.bundle.evaluate(policy_input)
+            output = policy.parse_output(raw)
+        except PolicyError as exc:
+            self._escalate(incident, f"the policy failed: {exc}", at=at)
+            return None
+        decision = Decision(
+            incident_id=incident.id,
+            plans=policy.to_plans(output),
+            deny=tuple(output.deny),
+            requires_approval=output.requires_approval,
+            policy_input=policy_input,
+            policy_output=raw if isinstance(raw, Mapping) else {"value": raw},
+            bundle_hash=self.bundle.hash,
+            decided_at=self.clock.now(),
+        )
+        self.store.decisions.record(decision)
+        now = self.clock.now()
+        if decision.deny:
+            self._escalate(incident, "; ".join(decision.deny), at=now)
+        elif decision.plans and decision.requires_approval:
+            self._escalate(incident, "the policy requires a person's approval", at=now)
+        elif decision.plans:
+            self._dispatch(incident, decision, at=now)
+        else:
+            self.incidents.move(
+                incident.id, IncidentState.OPEN, reason="no remediation planned", at=now
+            )
+        return decision
+
+    def _dispatch(self, incident: Incident, decision: Decision, *, at: float) -> None:
+        plan = decision.plans[0]
+        busy = [
+            other
+            for other in self.store.incidents.list(state=IncidentState.REMEDIATING)
+            if other.id != incident.id and other.target == incident.target
+        ]
+        if busy:
+            self.incidents.move(
+                incident.id,
+                IncidentState.OPEN,
+                at=at,
+                reason=f"{busy[0].id} is already remediating the same target",
+            )
+            return
+        try:
+            self.engine.start(
+                workflow_id=workflow_id_for(incident, plan.runbook),
+                runbook=plan.runbook,
+                params=plan.params,
+                incident=_incident_context(incident),
+            )
+        except ConfigError as exc:
+            self._escalate(incident, f"the policy's plan cannot run: {exc}", at=at)
+
+    def _escalate(self, incident: Incident, reason: str, *, at: float) -> None:
+        self.recorder.notify(
+            channel="on-call",
+            message=f"incident {incident.id} ({incident.alert_name}) needs a person: {reason}",
+            severity="critical",
+            incident=_incident_context(incident),
+            key=f"{incident.id}/escalation",
+            at=at,
+        )
+        self.incidents.move(incident.id, IncidentState.ESCALATED, reason=reason, at=at)
+
+    def close(self) -> None:
+        self.bundle.close()
+        self.store.close()
+
+
+def _incident_context(incident: Incident) -> dict[str, Any]:
+    target = incident.target
+    return {
+        "id": incident.id,
+        "fingerprint": incident.fingerprint,
+        "alert": incident.alert_name,
+        "labels": dict(incident.labels),
+        "target": None
+        if target is None
+        else {"kind": target.kind, "namespace": target.namespace, "name": target.name},
+    }
+
+
+def _speed(clock: Clock) -> float:
+    speed = getattr(clock, "speed", 1.0)
+    return float(speed) if isinstance(speed, int | float) and speed > 0 else 1.0
+
+
+def state_paths(settings: Settings) -> tuple[Path, Path]:
+    state_dir = settings.path(settings.state_dir)
+    return state_dir / "state.db", state_dir / "workflows.db"

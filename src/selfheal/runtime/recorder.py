@@ -1,0 +1,261 @@
+"""Adapters from the stages' ports to the store: everything that happens is recorded.
+
+The workflow engine reports progress through `WorkflowObserver`; actions notify, charge the
+budget and escalate through their ports; incident intake opens and moves incidents. Each of
+these lands in the store in one transaction with its audit record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from selfheal.domain.errors import PermanentError
+from selfheal.domain.model import (
+    Alert,
+    Fingerprint,
+    Incident,
+    IncidentId,
+    IncidentState,
+    Outcome,
+    Target,
+    WorkflowId,
+)
+from selfheal.incidents import intake
+from selfheal.runtime.settings import Settings
+from selfheal.store import ActionStatus, RunStatus, Store, day_of, schema
+
+_log = logging.getLogger(__name__)
+
+
+class IncidentStore:
+    """`IncidentRepository` (intake) and `Incidents` (actions) over the store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def open_or_join(
+        self, *, fingerprint: Fingerprint, alert: Alert, target: Target | None, at: float
+    ) -> tuple[Incident, bool]:
+        incident, joined = self._store.incidents.open_or_join(
+            fingerprint,
+            alert_name=alert.name,
+            labels=alert.labels,
+            annotations=alert.annotations,
+            at=at,
+            onset_at=alert.active_at,
+            target=target,
+        )
+        return incident, not joined
+
+    def open_for(self, fingerprint: Fingerprint) -> Incident | None:
+        return self._store.incidents.open_for(fingerprint)
+
+    def move(
+        self, incident_id: IncidentId, state: IncidentState, *, reason: str, at: float
+    ) -> Incident:
+        current = self._store.incidents.get(incident_id)
+        if current.state == state or not intake.can_move(current.state, state):
+            return current
+        return self._store.incidents.set_state(incident_id, state, at=at, reason=reason)
+
+    def escalate(self, *, incident_id: str, reason: str, at: float) -> None:
+        self.move(IncidentId(incident_id), IncidentState.ESCALATED, reason=reason, at=at)
+
+
+class Recorder:
+    """WorkflowObserver, Memo, Notifier and Budget over the store."""
+
+    def __init__(self, *, store: Store, settings: Settings, incidents: IncidentStore) -> None:
+        self._store = store
+        self._settings = settings
+        self._incidents = incidents
+
+    # ---- Memo ---------------------------------------------------------------------------
+    def recall(self, key: str, name: str) -> Any:
+        record = self._store.actions.find(key)
+        return None if record is None else record.params.get(name)
+
+    def remember(self, key: str, name: str, value: Any, *, kind: str, at: float) -> None:
+        workflow_id, _, step = key.rpartition("/")
+        existing = self._store.actions.find(key)
+        if existing is not None:
+            if existing.params.get(name) != value:
+                raise PermanentError(f"{key} already remembers {existing.params}")
+            return
+        self._store.actions.begin(
+            key,
+            workflow_id=WorkflowId(workflow_id),
+            step=step,
+            kind=kind,
+            target="",
+            params={name: value},
+            at=at,
+        )
+
+    # ---- WorkflowObserver ---------------------------------------------------------------
+    def workflow_started(
+        self,
+        *,
+        workflow_id: str,
+        runbook: str,
+        params: Mapping[str, Any],
+        incident: Mapping[str, Any],
+        at: float,
+    ) -> None:
+        incident_id = IncidentId(str(incident["id"]))
+        self._store.workflows.start(
+            WorkflowId(workflow_id), incident_id=incident_id, runbook=runbook, params=params, at=at
+        )
+        self._incidents.move(
+            incident_id, IncidentState.REMEDIATING, reason=f"runbook {runbook} started", at=at
+        )
+
+    def step_finished(
+        self,
+        *,
+        workflow_id: str,
+        step_id: str,
+        step_type: str,
+        params: Mapping[str, Any],
+        status: str,
+        output: Mapping[str, Any],
+        error: str,
+        attempts: int,
+        compensation: bool,
+        at: float,
+    ) -> None:
+        key = f"{workflow_id}/{step_id}"
+        target = "/".join(str(params[k]) for k in ("namespace", "deployment") if k in params)
+        self._store.actions.begin(
+            key,
+            workflow_id=WorkflowId(workflow_id),
+            step=step_id,
+            kind=step_type,
+            target=target,
+            params=dict(params),
+            at=at,
+        )
+        self._store.actions.complete(
+            key,
+            status=ActionStatus.SUCCEEDED if status == "ok" else ActionStatus.FAILED,
+            result={
+                "output": dict(output),
+                "error": error,
+                "attempts": attempts,
+                "compensation": compensation,
+                "step_type": step_type,
+            },
+            at=at,
+        )
+
+    def workflow_finished(
+        self,
+        *,
+        workflow_id: str,
+        outcome: str,
+        summary: Mapping[str, Any],  # noqa: ARG002 - the store keeps the steps one by one
+        at: float,
+    ) -> None:
+        run = self._store.workflows.find(WorkflowId(workflow_id))
+        succeeded = outcome == "succeeded"
+        self._store.workflows.finish(
+            WorkflowId(workflow_id),
+            status=RunStatus.SUCCEEDED if succeeded else RunStatus.FAILED,
+            at=at,
+            outcome=Outcome.VERIFIED
+            if succeeded
+            else (Outcome.ROLLED_BACK if outcome == "rolled_back" else Outcome.FAILED),
+        )
+        if run is None:
+            return
+        incident = self._store.incidents.get(run.incident_id)
+        if incident.state == IncidentState.REMEDIATING:
+            state = IncidentState.VERIFIED if succeeded else IncidentState.ROLLED_BACK
+            self._incidents.move(
+                incident.id, state, reason=f"runbook {run.runbook}: {outcome}", at=at
+            )
+
+    # ---- Notifier -----------------------------------------------------------------------
+    def notify(
+        self,
+        *,
+        channel: str,
+        message: str,
+        severity: str,
+        incident: Mapping[str, Any],
+        key: str,
+        at: float,
+    ) -> str:
+        existing = [
+            n
+            for n in self._store.notifications.list(
+                incident_id=IncidentId(str(incident["id"])) if incident.get("id") else None
+            )
+            if n.payload.get("key") == key
+        ]
+        if existing:
+            return str(existing[0].id)
+        channel_settings = self._settings.notifications.get(channel)
+        webhook = channel_settings.webhook if channel_settings else None
+        payload = {
+            "key": key,
+            "severity": severity,
+            "incident": dict(incident),
+            "message": message,
+            "channel": channel,
+        }
+        delivered, error = True, None
+        if webhook:
+            try:
+                httpx.post(webhook, json=payload, timeout=5.0).raise_for_status()
+            except httpx.HTTPError as exc:
+                delivered, error = False, str(exc)
+        record = self._store.notifications.record(
+            incident_id=IncidentId(str(incident["id"])) if incident.get("id") else None,
+            channel=channel,
+            recipient=webhook or channel,
+            message=message,
+            payload=payload,
+            at=at,
+            delivered=delivered,
+            error=error,
+        )
+        return str(record.id)
+
+    # ---- Budget -------------------------------------------------------------------------
+    def cost_per_replica_hour(self) -> float:
+        return self._settings.budget.cost_per_replica_hour
+
+    def remaining(self, *, at: float) -> float:
+        budget = self._settings.budget
+        return budget.daily - self._store.budget.spent_on(day_of(at), currency=budget.currency)
+
+    def charge(
+        self, *, key: str, amount: float, reason: str, incident: Mapping[str, Any], at: float
+    ) -> None:
+        if self.charged(key=key) is not None:
+            return  # a re-run of the same step after a crash: charged once already
+        budget = self._settings.budget
+        incident_id = IncidentId(str(incident["id"])) if incident.get("id") else None
+        self._store.budget.charge(
+            day=day_of(at),
+            amount=amount,
+            currency=budget.currency,
+            reason=f"{reason} [{key}]",
+            at=at,
+            incident_id=incident_id,
+            limit=budget.daily,
+        )
+
+    def charged(self, *, key: str) -> float | None:
+        marker = f"[{key}]"
+        with self._store.read() as session:
+            rows = session.scalars(
+                select(schema.BudgetLedgerRow).where(schema.BudgetLedgerRow.reason.endswith(marker))
+            ).all()
+            return sum(row.amount for row in rows) if rows else None

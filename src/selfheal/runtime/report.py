@@ -1,0 +1,98 @@
+"""What happened to each incident, read back from the store: the demo's figures.
+
+Times are scenario seconds since `epoch` (the start of the scenario). A stage that did not
+happen is None. Everything is taken from durable records (incidents, decisions, actions,
+notifications, the audit log), so the same report can be made after a crash and restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from selfheal.store import Store, audit, schema
+
+
+def incident_reports(store: Store, *, epoch: float) -> list[dict[str, Any]]:
+    def rel(at: float | None) -> float | None:
+        return None if at is None else round(at - epoch, 3)
+
+    reports = []
+    escalated_ids = {
+        record.subject
+        for record in store.audit.records()
+        if record.kind == "incident.state" and record.payload.get("to") == "escalated"
+    }
+    with store.read() as session:
+        decisions = {
+            row.incident_id: row
+            for row in session.scalars(
+                select(schema.DecisionRow).order_by(schema.DecisionRow.decided_at.desc())
+            )
+        }
+        runs = {row.incident_id: row for row in session.scalars(select(schema.WorkflowRunRow))}
+        actions = list(session.scalars(select(schema.ActionRow)))
+    for incident in sorted(store.incidents.list(), key=lambda i: i.opened_at):
+        decision = decisions.get(incident.id)
+        run = runs.get(incident.id)
+        steps: dict[str, Any] = {}
+        if run is not None:
+            steps = {row.step: row for row in actions if row.workflow_id == run.workflow_id}
+        scale, verify, rollback = steps.get("scale"), steps.get("verify"), steps.get("rollback")
+        scale_out = _output(scale)
+        verify_out = _output(verify)
+        rolled_back = rollback is not None and rollback.status == "succeeded"
+        worst = verify_out.get("worst", {}) if verify_out else {}
+        first_check = next(iter(worst.values()), None) if worst else None
+        notifications = [
+            {"channel": n.channel, "message": n.message, "at_s": rel(n.created_at)}
+            for n in store.notifications.list(incident_id=incident.id)
+        ]
+        reports.append(
+            {
+                "id": incident.id,
+                "alert": incident.alert_name,
+                "fingerprint": incident.fingerprint,
+                "state": str(incident.state),
+                "alert_count": incident.alert_count,
+                "onset_s": None,
+                "detected_s": rel(incident.opened_at),
+                "decided_s": rel(decision.decided_at) if decision is not None else None,
+                "plans": [p.get("runbook") for p in (decision.plans if decision else [])],
+                "deny": list(decision.deny) if decision is not None else [],
+                "action_s": rel(scale.finished_at)
+                if scale is not None and scale.status == "succeeded"
+                else None,
+                "verified_s": rel(verify.finished_at)
+                if verify is not None and verify.status == "succeeded"
+                else None,
+                "replicas_before": scale_out.get("previous_replicas") if scale_out else None,
+                "replicas_after": (
+                    _output(rollback).get("replicas")
+                    if rolled_back
+                    else scale_out.get("replicas")
+                    if scale_out
+                    else None
+                ),
+                "p95_ms_after": round(first_check * 1000, 1) if first_check is not None else None,
+                "verified": verify is not None and verify.status == "succeeded",
+                "rolled_back": rolled_back,
+                "escalated": incident.id in escalated_ids,
+                "notifications": notifications,
+                "workflow_id": run.workflow_id if run is not None else None,
+            }
+        )
+    return reports
+
+
+def _output(row: Any) -> Mapping[str, Any]:
+    if row is None or not row.result:
+        return {}
+    output = row.result.get("output", {})
+    return output if isinstance(output, Mapping) else {}
+
+
+def chain_ok(store: Store) -> bool:
+    return audit.verify(store).ok

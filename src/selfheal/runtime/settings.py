@@ -1,0 +1,132 @@
+"""The controller's configuration: one YAML file, validated whole before anything starts.
+
+Relative paths are resolved against the file's directory, so an example directory can be
+run from anywhere. An unknown key, a missing file, a bad rule, policy or runbook refuses the
+start with the place named; nothing starts half-configured. See docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pydantic
+
+from selfheal.domain.errors import ConfigError
+from selfheal.formats import durations, sourced_yaml
+
+Duration = Annotated[float, pydantic.BeforeValidator(durations.parse_duration)]
+
+
+class _Strict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class TwinSettings(_Strict):
+    """Run the built-in twin in this process (the embedded default)."""
+
+    scenario: str = "flash-sale"
+    speed: float = pydantic.Field(default=20.0, gt=0)
+
+
+class ClusterSettings(_Strict):
+    """The Kubernetes API to act on: a kubeconfig, or the built-in twin when omitted."""
+
+    kubeconfig: Path | None = None
+
+
+class TargetSettings(_Strict):
+    """A scrape target: a /metrics URL and its job label."""
+
+    url: str
+    job: str = "selfheal"
+
+
+class TelemetrySettings(_Strict):
+    """How often to scrape and evaluate rules, and how long to keep samples."""
+
+    scrape_interval: Annotated[Duration, pydantic.Field(gt=0)] = 1.0
+    evaluation_interval: Annotated[Duration, pydantic.Field(gt=0)] = 1.0
+    retention: Annotated[Duration, pydantic.Field(gt=0)] = 1800.0
+    targets: tuple[TargetSettings, ...] = ()
+
+
+class BudgetSettings(_Strict):
+    """The daily remediation budget and the price of a replica-hour."""
+
+    daily: float = pydantic.Field(default=100.0, ge=0)
+    currency: str = "USD"
+    cost_per_replica_hour: float = pydantic.Field(default=0.5, ge=0)
+
+
+class SloSettings(_Strict):
+    """The latency SLO the policy is told about."""
+
+    p95_latency: Duration = 0.2
+
+
+class ChannelSettings(_Strict):
+    """A notification channel; with a webhook, notifications are also POSTed there."""
+
+    webhook: str | None = None
+
+
+class Settings(_Strict):
+    """A whole `selfheal.yaml`."""
+
+    twin: TwinSettings | None = None
+    cluster: ClusterSettings = ClusterSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    rules: tuple[Path, ...] = pydantic.Field(min_length=1)
+    policies: Path
+    runbooks: Path
+    state_dir: Path = Path(".selfheal/state")
+    budget: BudgetSettings = BudgetSettings()
+    slo: SloSettings = SloSettings()
+    notifications: dict[str, ChannelSettings] = pydantic.Field(default_factory=dict)
+    external_labels: dict[str, str] = pydantic.Field(default_factory=dict)
+    # Scenario seconds per real second when not running the built-in twin: 1 against a real
+    # cluster, the twin's --speed against a separately started twin.
+    clock_speed: float = pydantic.Field(default=1.0, gt=0)
+    # Where this file lives; relative paths above are resolved against it.
+    base_dir: Path = Path()
+
+    @pydantic.model_validator(mode="after")
+    def _needs_a_cluster(self) -> Settings:
+        if self.twin is None and self.cluster.kubeconfig is None:
+            raise ValueError("set `twin` (the built-in twin) or `cluster.kubeconfig`")
+        return self
+
+    def path(self, value: Path) -> Path:
+        return value if value.is_absolute() else (self.base_dir / value)
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate a config file; raise ConfigError naming file:line and key path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    document = sourced_yaml.load_yaml(text, source=str(path))
+    if isinstance(document.data, dict) and "base_dir" in document.data:
+        raise ConfigError(
+            "`base_dir` is set by selfheal, not in the file", location=document.locate(["base_dir"])
+        )
+    settings = sourced_yaml.load_model(Settings, document)
+    settings = settings.model_copy(update={"base_dir": path.parent.resolve()})
+    for index, rule_file in enumerate(settings.rules):
+        if not settings.path(rule_file).is_file():
+            raise ConfigError(
+                f"rule file {rule_file} does not exist", location=document.locate(["rules", index])
+            )
+    for key in ("policies", "runbooks"):
+        if not settings.path(getattr(settings, key)).is_dir():
+            raise ConfigError(
+                f"{key} directory {getattr(settings, key)} does not exist",
+                location=document.locate([key]),
+            )
+    if settings.cluster.kubeconfig and not settings.path(settings.cluster.kubeconfig).is_file():
+        raise ConfigError(
+            "kubeconfig does not exist", location=document.locate(["cluster", "kubeconfig"])
+        )
+    return settings

@@ -1,0 +1,60 @@
+"""The controller's telemetry: a TSDB shared by the scrape loop and workflow threads.
+
+Scrapes land on the event loop's thread while verify steps query from DBOS worker threads,
+so every read and write goes through one lock. A scrape is ingested in one locked call, so
+a query never sees half a scrape.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from selfheal.actions.ports import QueriedSample
+from selfheal.domain.errors import PermanentError, SelfhealError
+from selfheal.telemetry import promql, rules, tsdb
+
+
+class SharedTelemetry:
+    """A locked TSDB that is a scrape sink, a PromQL queryable and a MetricsQuery."""
+
+    def __init__(self, *, retention: float) -> None:
+        self._db = tsdb.TSDB(retention=retention)
+        self._lock = threading.RLock()
+
+    def ingest(
+        self,
+        *,
+        at: float,
+        samples: Sequence[tuple[Mapping[str, str], float]],
+        stale: Sequence[Mapping[str, str]],
+    ) -> None:
+        with self._lock:
+            self._db.ingest(at=at, samples=samples, stale=stale)
+
+    def select(self, matchers: Any, *, start: float, end: float) -> Any:
+        with self._lock:
+            return self._db.select(matchers, start=start, end=end)
+
+    def evaluate(self, expr: Any, *, at: float) -> list[tuple[dict[str, str], float]]:
+        with self._lock:
+            return rules.promql_instant(expr, storage=self._db, at=at)
+
+    def query(self, expr: str, *, at: float) -> Sequence[QueriedSample]:
+        try:
+            pairs = self.evaluate(expr, at=at)
+        except SelfhealError:
+            raise
+        except promql.PromQLError as exc:
+            raise PermanentError(f"invalid PromQL {expr!r}: {exc}") from exc
+        return [QueriedSample(labels, value) for labels, value in pairs]
+
+    @property
+    def storage(self) -> Any:
+        """The TSDB itself, for code that already holds the lock (rule evaluation)."""
+        return self._db
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock

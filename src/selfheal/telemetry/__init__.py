@@ -1,0 +1,20 @@
+"""Telemetry: the series the controller watches, stored and queried as Prometheus would.
+
+`tsdb` keeps scraped samples in memory (retention, staleness, an inverted index);
+`promql` parses and evaluates PromQL against it, or against any other `promql.Queryable`.
+Scraping (`scrape`) and rule evaluation (`rules`) build on these two.
+"""
+
+from selfheal.telemetry import promql, tsdb
+from selfheal.telemetry.tsdb import STALE_NAN, TSDB, Labels, Matcher, MatchOp, is_stale
+
+__all__ = [
+    "STALE_NAN",
+    "TSDB",
+    "Labels",
+    "MatchOp",
+    "Matcher",
+    "is_stale",
+    "promql",
+    "tsdb",
+]
