@@ -101,3 +101,17 @@ def test_alerts_without_namespace_or_workload_have_no_target() -> None:
     """Without namespace and deployment/service labels there is nothing to act on."""
     assert target_of({"alertname": "X"}) is None
     assert target_of({"namespace": "a"}) is None
+
+
+def test_escalated_incident_waits_for_a_person_and_absorbs_new_alerts(store: Store) -> None:
+    """An escalated incident is not resolved by its alert stopping; re-fires join it."""
+    incidents = IncidentStore(store)
+    intake = IncidentIntake(incidents)
+    opened = intake.receive(alert(AlertState.FIRING), at=100.0).incident
+    assert opened is not None
+    incidents.move(opened.id, IncidentState.ESCALATED, reason="test", at=101.0)
+    assert not intake.receive(alert(AlertState.RESOLVED), at=200.0).resolved
+    again = intake.receive(alert(AlertState.FIRING, fired_at=300.0), at=300.0)
+    assert again.joined
+    assert again.incident is not None
+    assert again.incident.state == IncidentState.ESCALATED

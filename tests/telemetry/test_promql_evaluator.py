@@ -15,8 +15,8 @@ from selfheal.telemetry.tsdb import TSDB, Labels
 def load(
     db: TSDB,
     labels: Mapping[str, str],
-    values: Sequence[float | None],
     *,
+    values: Sequence[float | None],
     every: float = 15.0,
     start: float = 0.0,
 ) -> None:
@@ -26,14 +26,14 @@ def load(
             db.append(labels, timestamp=start + index * every, value=value)
 
 
-def instant(query: str, db: TSDB, at: float) -> dict[str, float]:
+def instant(query: str, db: TSDB, *, at: float) -> dict[str, float]:
     """An instant query's samples keyed by their label set as Prometheus prints it."""
     result = promql.evaluate(query, storage=db, at=at)
     assert isinstance(result, promql.Vector), result
     return {str(sample.labels): sample.value for sample in result}
 
 
-def scalar(query: str, db: TSDB | None = None, at: float = 0.0) -> float:
+def scalar(query: str, db: TSDB | None = None, *, at: float = 0.0) -> float:
     result = promql.evaluate(query, storage=db or TSDB(), at=at)
     assert isinstance(result, promql.Scalar), result
     return result.value
@@ -71,7 +71,7 @@ def test_an_instant_selector_returns_the_latest_sample_within_five_minutes(db: T
 
 def test_a_stale_marker_hides_the_series_at_once(db: TSDB) -> None:
     """After the marker the series is gone, though older samples are inside the lookback."""
-    load(db, {"__name__": "up"}, [1, 1, 1])
+    load(db, {"__name__": "up"}, values=[1, 1, 1])
     db.mark_stale({"__name__": "up"}, 45)
     assert instant("up", db, at=44) == {'{__name__="up"}': 1}
     assert instant("up", db, at=45) == {}
@@ -84,7 +84,7 @@ def test_a_stale_marker_hides_the_series_at_once(db: TSDB) -> None:
 
 def test_a_range_selector_includes_both_ends_as_in_prometheus_2(db: TSDB) -> None:
     """Prometheus 2.x selects [t - range, t]: a sample exactly at the start counts."""
-    load(db, {"__name__": "c"}, [0, 1, 2, 3, 4, 5])
+    load(db, {"__name__": "c"}, values=[0, 1, 2, 3, 4, 5])
     result = promql.evaluate("c[30s]", storage=db, at=75)
     assert isinstance(result, promql.Matrix)
     [series] = result.series
@@ -94,7 +94,7 @@ def test_a_range_selector_includes_both_ends_as_in_prometheus_2(db: TSDB) -> Non
 
 def test_offset_and_at_move_the_time_a_selector_reads(db: TSDB) -> None:
     """`offset 1m` reads a minute earlier; `@ 30` reads at 30 whatever the query time."""
-    load(db, {"__name__": "g"}, [0, 15, 30, 45, 60, 75, 90])
+    load(db, {"__name__": "g"}, values=[0, 15, 30, 45, 60, 75, 90])
     assert instant("g offset 1m", db, at=90) == {'{__name__="g"}': 30}
     assert instant("g @ 30", db, at=90) == {'{__name__="g"}': 30}
     assert instant("g @ 60 offset 15s", db, at=0) == {'{__name__="g"}': 45}
@@ -106,7 +106,7 @@ def test_offset_and_at_move_the_time_a_selector_reads(db: TSDB) -> None:
 @pytest.fixture
 def counter(db: TSDB) -> TSDB:
     """`c` grows by 10 every 15 s from 0 at t=0 to 400 at t=600."""
-    load(db, {"__name__": "c"}, [10 * k for k in range(41)])
+    load(db, {"__name__": "c"}, values=[10 * k for k in range(41)])
     return db
 
 
@@ -122,7 +122,7 @@ def test_rate_extrapolates_to_boundaries_the_samples_come_close_to(db: TSDB) -> 
 
     Both gaps are under 1.1 x the 15 s spacing, so the increase is 30 x 60 / 45 = 40.
     """
-    load(db, {"__name__": "c"}, [10 * k for k in range(40)], start=5)
+    load(db, {"__name__": "c"}, values=[10 * k for k in range(40)], start=5)
     assert instant("increase(c[1m])", db, at=600) == {"{}": pytest.approx(40, rel=1e-12)}
     assert instant("rate(c[1m])", db, at=600) == {"{}": pytest.approx(40 / 60, rel=1e-12)}
 
@@ -132,7 +132,7 @@ def test_rate_extrapolates_only_half_a_step_where_the_series_starts(db: TSDB) ->
 
     Samples 100, 110, 120 at 570, 585, 600: 20 over 30 s, extended to 37.5 s, so 25.
     """
-    load(db, {"__name__": "c"}, [100, 110, 120], start=570)
+    load(db, {"__name__": "c"}, values=[100, 110, 120], start=570)
     assert instant("increase(c[1m])", db, at=600) == {"{}": pytest.approx(25, rel=1e-12)}
 
 
@@ -142,14 +142,14 @@ def test_rate_never_extrapolates_a_counter_below_zero(db: TSDB) -> None:
     The counter reaches zero 45 x 1/30 = 1.5 s before its first sample, so the interval is
     45 + 1.5 + 10 = 56.5 s and the increase 30 x 56.5 / 45.
     """
-    load(db, {"__name__": "c"}, [1, 11, 21, 31], start=545)
+    load(db, {"__name__": "c"}, values=[1, 11, 21, 31], start=545)
     expected = 30 * 56.5 / 45
     assert instant("increase(c[1m])", db, at=600) == {"{}": pytest.approx(expected, rel=1e-12)}
 
 
 def test_counter_resets_are_added_back(db: TSDB) -> None:
     """100, 110, 5, 15, 25: the drop to 5 is a restart, so the increase is 10 + 5 + 10 + 10."""
-    load(db, {"__name__": "c"}, [100, 110, 5, 15, 25], start=540)
+    load(db, {"__name__": "c"}, values=[100, 110, 5, 15, 25], start=540)
     assert instant("increase(c[1m])", db, at=600) == {"{}": 35}
     assert instant("rate(c[1m])", db, at=600) == {"{}": 35 / 60}
     assert instant("resets(c[1m])", db, at=600) == {"{}": 1}
@@ -159,7 +159,7 @@ def test_counter_resets_are_added_back(db: TSDB) -> None:
 
 def test_irate_and_idelta_use_the_last_two_samples(db: TSDB) -> None:
     """irate: 10 over 15 s; after a reset it takes the new value as the increase."""
-    load(db, {"__name__": "c"}, [100, 110, 5, 15, 25], start=540)
+    load(db, {"__name__": "c"}, values=[100, 110, 5, 15, 25], start=540)
     assert instant("irate(c[1m])", db, at=600) == {"{}": 10 / 15}
     assert instant("idelta(c[1m])", db, at=600) == {"{}": 10}
     assert instant("irate(c[1m])", db, at=570) == {"{}": 5 / 15}
@@ -174,14 +174,14 @@ def test_rate_needs_two_samples(db: TSDB) -> None:
 
 def test_deriv_and_predict_linear_fit_a_line(db: TSDB) -> None:
     """The gauge 2t + 5, sampled every 10 s: slope 2, and 60 s after t=300 it reads 725."""
-    load(db, {"__name__": "g"}, [2 * t + 5 for t in range(0, 301, 10)], every=10)
+    load(db, {"__name__": "g"}, values=[2 * t + 5 for t in range(0, 301, 10)], every=10)
     assert instant("deriv(g[5m])", db, at=300) == {"{}": 2}
     assert instant("predict_linear(g[5m], 60)", db, at=300) == {"{}": 725}
 
 
 def test_deriv_of_a_flat_series_is_exactly_zero(db: TSDB) -> None:
     """A constant gauge has slope 0, not the rounding noise of the least-squares formula."""
-    load(db, {"__name__": "g"}, [0.1] * 20)
+    load(db, {"__name__": "g"}, values=[0.1] * 20)
     assert instant("deriv(g[5m])", db, at=285) == {"{}": 0}
 
 
@@ -205,7 +205,7 @@ def test_deriv_of_a_flat_series_is_exactly_zero(db: TSDB) -> None:
 )
 def test_over_time_functions_summarise_the_window(db: TSDB, function: str, expected: float) -> None:
     """Values 1, 2, 3, 4 inside the window."""
-    load(db, {"__name__": "v", "job": "a"}, [1, 2, 3, 4])
+    load(db, {"__name__": "v", "job": "a"}, values=[1, 2, 3, 4])
     expected_labels = '{__name__="v", job="a"}' if function == "last_over_time" else '{job="a"}'
     assert instant(f"{function}(v[1m])", db, at=45) == {expected_labels: expected}
 
@@ -216,13 +216,13 @@ def test_over_time_functions_summarise_the_window(db: TSDB, function: str, expec
 )
 def test_quantile_over_time_interpolates_between_ranks(db: TSDB, q: str, expected: float) -> None:
     """Over 1, 2, 3, 4 the 0.25-quantile sits at rank 0.75: 1 + 0.75 x (2 - 1)."""
-    load(db, {"__name__": "v"}, [4, 1, 3, 2])
+    load(db, {"__name__": "v"}, values=[4, 1, 3, 2])
     assert instant(f"quantile_over_time({q}, v[1m])", db, at=45) == {"{}": expected}
 
 
 def test_changes_ignores_repeated_values(db: TSDB) -> None:
     """1 1 2 2 1 changes twice."""
-    load(db, {"__name__": "v"}, [1, 1, 2, 2, 1])
+    load(db, {"__name__": "v"}, values=[1, 1, 2, 2, 1])
     assert instant("changes(v[1m])", db, at=60) == {"{}": 2}
 
 
@@ -488,7 +488,7 @@ def test_a_subquery_evaluates_at_absolute_multiples_of_its_step(db: TSDB) -> Non
 
     At 600 the range starts exactly on a step, which is included: 300, 360, ..., 600.
     """
-    load(db, {"__name__": "g"}, list(range(0, 700, 15)))
+    load(db, {"__name__": "g"}, values=list(range(0, 700, 15)))
     assert instant("count_over_time(g[5m:1m])", db, at=610) == {"{}": 5}
     assert instant("sum_over_time(g[5m:1m])", db, at=610) == {"{}": 360 + 420 + 480 + 540 + 600}
     assert instant("sum_over_time(g[5m:1m])", db, at=600) == {"{}": 2700}
@@ -501,7 +501,7 @@ def test_a_subquery_of_a_rate_feeds_an_over_time_function(counter: TSDB) -> None
 
 def test_a_subquery_without_step_uses_the_default_step(db: TSDB) -> None:
     """`[5m:]` uses the rule interval given as `subquery_step` (one minute by default)."""
-    load(db, {"__name__": "g"}, list(range(0, 700, 15)))
+    load(db, {"__name__": "g"}, values=list(range(0, 700, 15)))
     result = promql.evaluate("count_over_time(g[5m:])", storage=db, at=600, subquery_step=30)
     assert isinstance(result, promql.Vector)
     assert [s.value for s in result] == [11]  # 300, 330, ..., 600
@@ -667,7 +667,7 @@ def test_a_dozen_rules_over_a_thousand_series_evaluate_quickly(db: TSDB) -> None
     """The controller's load: 12 rule evaluations over 1000 series in well under a second."""
     for index in range(1000):
         labels = {"__name__": "req", "job": f"j{index % 10}", "instance": str(index)}
-        load(db, labels, [k * 1.0 for k in range(21)], start=300)
+        load(db, labels, values=[k * 1.0 for k in range(21)], start=300)
     started = time.perf_counter()
     for _ in range(12):
         promql.evaluate("sum by (job) (rate(req[5m])) > 0", storage=db, at=600)

@@ -3,7 +3,7 @@
 A firing alert opens an incident for its fingerprint (alert name plus sorted identifying
 labels) unless one is open; re-fired and duplicate alerts join the open incident instead, so
 one problem is one incident however often it alerts. Pending alerts are not incidents yet;
-a resolved alert resolves its incident once any remediation is over.
+a resolved alert resolves its incident if nothing is left to do (see AUTO_RESOLVABLE).
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ TRANSITIONS: Mapping[IncidentState, frozenset[IncidentState]] = {
     IncidentState.ESCALATED: frozenset({IncidentState.RESOLVED}),
     IncidentState.RESOLVED: frozenset(),
 }
-REMEDIATION_OVER = frozenset(
-    {IncidentState.OPEN, IncidentState.VERIFIED, IncidentState.ROLLED_BACK, IncidentState.ESCALATED}
-)
+# An incident resolves by itself, when its alert stops, only if nothing is left to do:
+# nothing was attempted, or the fix was verified. A rolled-back or escalated incident waits
+# for a person; alerts that fire meanwhile join it instead of starting another attempt.
+AUTO_RESOLVABLE = frozenset({IncidentState.OPEN, IncidentState.VERIFIED})
 
 
 def can_move(current: IncidentState, wanted: IncidentState) -> bool:
@@ -98,7 +99,7 @@ class IncidentIntake:
             return Intake(None)
         if alert.state == AlertState.RESOLVED:
             incident = self._repository.open_for(key)
-            if incident is None or incident.state not in REMEDIATION_OVER:
+            if incident is None or incident.state not in AUTO_RESOLVABLE:
                 return Intake(incident)
             resolved = self._repository.move(
                 incident.id, IncidentState.RESOLVED, reason="the alert resolved", at=at

@@ -181,7 +181,7 @@ class Controller:
             # again, not gone. Wait until they could have fired before calling anything quiet.
             return
         for incident in self.store.incidents.list(open_only=True):
-            if incident.state in intake.REMEDIATION_OVER and incident.fingerprint not in firing:
+            if incident.state in intake.AUTO_RESOLVABLE and incident.fingerprint not in firing:
                 self.incidents.move(
                     incident.id, IncidentState.RESOLVED, reason="the alert no longer fires", at=at
                 )

@@ -35,7 +35,7 @@ class _Group:
 
 
 def aggregate(
-    node: AggregateExpr, vector: InstantVector, param: float | str | None
+    node: AggregateExpr, vector: InstantVector, *, param: float | str | None
 ) -> InstantVector:
     """Apply `node.op` to `vector`; `param` is k, q or the count_values label."""
     op = node.op
@@ -77,8 +77,8 @@ def aggregate(
         if op in {"topk", "bottomk"}:
             _offer(group.heap, (labels, value), k=k, less=less)
         else:
-            _accumulate(op, group, value, (labels, value))
-    return _results(op, list(groups.values()), param)
+            _accumulate(group, (labels, value), op=op)
+    return _results(list(groups.values()), op=op, param=param)
 
 
 def _key_function(grouping: Sequence[str], *, without: bool) -> Callable[[Labels], Labels]:
@@ -88,7 +88,8 @@ def _key_function(grouping: Sequence[str], *, without: bool) -> Callable[[Labels
     return lambda labels: labels.keep(*grouping)
 
 
-def _accumulate(op: str, group: _Group, value: float, sample: tuple[Labels, float]) -> None:
+def _accumulate(group: _Group, sample: tuple[Labels, float], *, op: str) -> None:
+    value = sample[1]
     if op == "sum":
         group.value += value
     elif op == "avg":
@@ -117,7 +118,7 @@ def _accumulate(op: str, group: _Group, value: float, sample: tuple[Labels, floa
         group.heap.append(sample)
 
 
-def _results(op: str, groups: Sequence[_Group], param: float | str | None) -> InstantVector:
+def _results(groups: Sequence[_Group], *, op: str, param: float | str | None) -> InstantVector:
     out: InstantVector = []
     for group in groups:
         if op in {"topk", "bottomk"}:
@@ -178,17 +179,19 @@ def _offer(
                 return
             _pop(heap, less)
         heap.append(sample)
-        _up(heap, len(heap) - 1, less)
+        _up(heap, len(heap) - 1, less=less)
 
 
 def _pop(heap: list[tuple[Labels, float]], less: Callable[[float, float], bool]) -> None:
     last = len(heap) - 1
     heap[0], heap[last] = heap[last], heap[0]
-    _down(heap, 0, last, less)
+    _down(heap, 0, size=last, less=less)
     heap.pop()
 
 
-def _up(heap: list[tuple[Labels, float]], child: int, less: Callable[[float, float], bool]) -> None:
+def _up(
+    heap: list[tuple[Labels, float]], child: int, *, less: Callable[[float, float], bool]
+) -> None:
     while child > 0:
         parent = (child - 1) // 2
         if not less(heap[child][1], heap[parent][1]):
@@ -198,7 +201,11 @@ def _up(heap: list[tuple[Labels, float]], child: int, less: Callable[[float, flo
 
 
 def _down(
-    heap: list[tuple[Labels, float]], start: int, size: int, less: Callable[[float, float], bool]
+    heap: list[tuple[Labels, float]],
+    start: int,
+    *,
+    size: int,
+    less: Callable[[float, float], bool],
 ) -> None:
     node = start
     while (left := 2 * node + 1) < size:

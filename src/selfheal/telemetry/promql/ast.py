@@ -425,22 +425,16 @@ def _print(expr: Expr) -> str:  # noqa: PLR0911 -- one branch per node kind
         case StringLiteral():
             return quote(expr.value)
         case VectorSelector():
-            return _selector(expr) + _modifiers(expr.offset, expr.at, expr.at_anchor)
+            return _selector(expr) + _modifiers(expr)
         case MatrixSelector():
             inner = expr.selector
-            return (
-                f"{_selector(inner)}[{format_duration(expr.range)}]"
-                f"{_modifiers(inner.offset, inner.at, inner.at_anchor)}"
-            )
+            return f"{_selector(inner)}[{format_duration(expr.range)}]{_modifiers(inner)}"
         case SubqueryExpr():
             inner_text = _print(expr.expr)
             if isinstance(expr.expr, BinaryExpr | UnaryExpr | NumberLiteral):
                 inner_text = f"({inner_text})"
             step = format_duration(expr.step) if expr.step else ""
-            return (
-                f"{inner_text}[{format_duration(expr.range)}:{step}]"
-                f"{_modifiers(expr.offset, expr.at, expr.at_anchor)}"
-            )
+            return f"{inner_text}[{format_duration(expr.range)}:{step}]{_modifiers(expr)}"
         case Call():
             return f"{expr.function}({', '.join(_print(arg) for arg in expr.args)})"
         case AggregateExpr():
@@ -467,12 +461,12 @@ def _selector(selector: VectorSelector) -> str:
     return selector.name
 
 
-def _modifiers(offset: float, at: float | None, anchor: AtAnchor | None) -> str:
-    text = f" offset {format_duration(offset)}" if offset else ""
-    if anchor is not None:
-        text += f" @ {anchor.value}()"
-    elif at is not None:
-        text += f" @ {at:.3f}"
+def _modifiers(node: VectorSelector | SubqueryExpr) -> str:
+    text = f" offset {format_duration(node.offset)}" if node.offset else ""
+    if node.at_anchor is not None:
+        text += f" @ {node.at_anchor.value}()"
+    elif node.at is not None:
+        text += f" @ {node.at:.3f}"
     return text
 
 

@@ -189,34 +189,35 @@ class _Evaluation:
         self.subquery_step = subquery_step
         self.subquery_results: dict[tuple[int, int], InstantVector] = {}
         windows: dict[ast.VectorSelector, tuple[int, int]] = {}
-        self._plan(node, start, end, windows)
+        self._plan(node, low=start, high=end, windows=windows)
         self.data = {
-            selector: _fetch(storage, selector, low, high)
+            selector: _fetch(storage, selector, low=low, high=high)
             for selector, (low, high) in windows.items()
         }
 
     # -- planning: which samples each selector needs ---------------------------------------
 
-    def _ref(self, at: float | None, anchor: ast.AtAnchor | None, offset: float, time: int) -> int:
+    def _ref(self, node: ast.VectorSelector | ast.SubqueryExpr, time: int) -> int:
         """The time a selector or subquery reads at, after `@` and `offset`."""
-        if anchor is ast.AtAnchor.START:
+        if node.at_anchor is ast.AtAnchor.START:
             time = self.start
-        elif anchor is ast.AtAnchor.END:
+        elif node.at_anchor is ast.AtAnchor.END:
             time = self.end
-        elif at is not None:
-            time = _millis(at)
-        return time - _millis(offset)
+        elif node.at is not None:
+            time = _millis(node.at)
+        return time - _millis(node.offset)
 
     def _plan(
         self,
         node: ast.Expr,
+        *,
         low: int,
         high: int,
         windows: dict[ast.VectorSelector, tuple[int, int]],
     ) -> None:
         def need(selector: ast.VectorSelector, span: int) -> None:
-            first = self._ref(selector.at, selector.at_anchor, selector.offset, low) - span
-            last = self._ref(selector.at, selector.at_anchor, selector.offset, high)
+            first = self._ref(selector, low) - span
+            last = self._ref(selector, high)
             known = windows.get(selector)
             if known is not None:
                 first, last = min(first, known[0]), max(last, known[1])
@@ -228,21 +229,26 @@ class _Evaluation:
             case ast.MatrixSelector():
                 need(node.selector, _millis(node.range))
             case ast.SubqueryExpr():
-                inner_low = self._ref(node.at, node.at_anchor, node.offset, low)
-                inner_high = self._ref(node.at, node.at_anchor, node.offset, high)
-                self._plan(node.expr, inner_low - _millis(node.range), inner_high, windows)
+                inner_low = self._ref(node, low)
+                inner_high = self._ref(node, high)
+                self._plan(
+                    node.expr,
+                    low=inner_low - _millis(node.range),
+                    high=inner_high,
+                    windows=windows,
+                )
             case ast.Call():
                 for arg in node.args:
-                    self._plan(arg, low, high, windows)
+                    self._plan(arg, low=low, high=high, windows=windows)
             case ast.AggregateExpr():
-                self._plan(node.expr, low, high, windows)
+                self._plan(node.expr, low=low, high=high, windows=windows)
                 if node.param is not None:
-                    self._plan(node.param, low, high, windows)
+                    self._plan(node.param, low=low, high=high, windows=windows)
             case ast.BinaryExpr():
-                self._plan(node.lhs, low, high, windows)
-                self._plan(node.rhs, low, high, windows)
+                self._plan(node.lhs, low=low, high=high, windows=windows)
+                self._plan(node.rhs, low=low, high=high, windows=windows)
             case ast.UnaryExpr():
-                self._plan(node.expr, low, high, windows)
+                self._plan(node.expr, low=low, high=high, windows=windows)
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -263,7 +269,7 @@ class _Evaluation:
             case ast.AggregateExpr():
                 param = None if node.param is None else self.eval(node.param, time)
                 assert not isinstance(param, list | _Range)
-                return aggregations.aggregate(node, self.vector(node.expr, time), param)
+                return aggregations.aggregate(node, self.vector(node.expr, time), param=param)
             case ast.BinaryExpr():
                 return self._binary(node, time)
             case ast.UnaryExpr():
@@ -288,7 +294,7 @@ class _Evaluation:
 
     def _select(self, node: ast.VectorSelector, time: int) -> list[tuple[Labels, float, int]]:
         """Each series' latest sample within the lookback window, with its timestamp."""
-        ref = self._ref(node.at, node.at_anchor, node.offset, time)
+        ref = self._ref(node, time)
         oldest = ref - self.lookback
         found = []
         for series in self.data[node]:
@@ -304,7 +310,7 @@ class _Evaluation:
 
     def _matrix(self, node: ast.MatrixSelector, time: int) -> _Range:
         selector = node.selector
-        end = self._ref(selector.at, selector.at_anchor, selector.offset, time)
+        end = self._ref(selector, time)
         start = end - _millis(node.range)
         found = []
         for series in self.data[selector]:
@@ -321,7 +327,7 @@ class _Evaluation:
         return _Range(found, start, end)
 
     def _subquery(self, node: ast.SubqueryExpr, time: int) -> _Range:
-        end = self._ref(node.at, node.at_anchor, node.offset, time)
+        end = self._ref(node, time)
         start = end - _millis(node.range)
         step = _millis(node.step) or self.subquery_step
         # The first multiple of the step at or after the range start (Go's division
@@ -360,7 +366,7 @@ class _Evaluation:
         if ValueType.MATRIX in signature.args:
             return self._range_function(node, time)
         args = [self.eval(arg, time) for arg in node.args]
-        return _instant_function(node, args, time)
+        return _instant_function(node, args, time=time)
 
     def _range_function(self, node: ast.Call, time: int) -> InstantVector:
         name = node.function
@@ -376,7 +382,7 @@ class _Evaluation:
         fit_time = self.start if pinned else time
         out: InstantVector = []
         for series in window.series:
-            value = _range_value(name, series, window, params, fit_time=fit_time)
+            value = _range_value(name, series, window=window, params=params, fit_time=fit_time)
             if value is None:
                 continue
             labels = (
@@ -392,18 +398,20 @@ class _Evaluation:
         right = self.eval(node.rhs, time)
         op = node.op
         if isinstance(left, float) and isinstance(right, float):
-            return operators.scalar_binop(op, left, right)
+            return operators.scalar_binop(op, left=left, right=right)
         if isinstance(left, float) or isinstance(right, float):
-            return _unique(operators.vector_scalar(node, left, right))
+            return _unique(operators.vector_scalar(node, left=left, right=right))
         assert isinstance(left, list)
         assert isinstance(right, list)
         matching = node.matching or ast.VectorMatching()
         if op in ast.SET_OPERATORS:
-            return operators.set_operation(op, left, right, matching)
-        return _unique(operators.vector_binop(node, left, right, matching))
+            return operators.set_operation(op, left=left, right=right, matching=matching)
+        return _unique(operators.vector_binop(node, left=left, right=right, matching=matching))
 
 
-def _fetch(storage: Queryable, selector: ast.VectorSelector, low: int, high: int) -> list[_Series]:
+def _fetch(
+    storage: Queryable, selector: ast.VectorSelector, *, low: int, high: int
+) -> list[_Series]:
     """The selector's series with samples in `[low, high]` ms, as integer milliseconds.
 
     The storage port's window is open at its start, while Prometheus 2.x ranges include
@@ -468,7 +476,7 @@ def _absent_labels(node: ast.Expr) -> Labels:
 
 
 def _range_value(  # noqa: PLR0911 -- one return per family of range functions
-    name: str, series: _Series, window: _Range, params: list[float], *, fit_time: int
+    name: str, series: _Series, *, window: _Range, params: list[float], fit_time: int
 ) -> float | None:
     times, values = series.times, series.values
     if name in {"rate", "increase", "delta"}:
@@ -497,7 +505,7 @@ def _range_value(  # noqa: PLR0911 -- one return per family of range functions
 
 
 def _instant_function(  # noqa: PLR0911 -- one branch per function
-    node: ast.Call, args: list[float | str | InstantVector | _Range], time: int
+    node: ast.Call, args: list[float | str | InstantVector | _Range], *, time: int
 ) -> float | InstantVector:
     name = node.function
     if name == "time":
@@ -525,7 +533,7 @@ def _instant_function(  # noqa: PLR0911 -- one branch per function
             [(labels.without(METRIC_NAME), functions.go_round(v, step)) for labels, v in vector]
         )
     if name in {"clamp", "clamp_min", "clamp_max"}:
-        return _unique(functions.clamp(name, vector, numbers))
+        return _unique(functions.clamp(name, vector, bounds=numbers))
     if name == "absent":
         return [] if vector else [(_absent_labels(node.args[0]), 1.0)]
     if name in {"sort", "sort_desc"}:
@@ -534,7 +542,19 @@ def _instant_function(  # noqa: PLR0911 -- one branch per function
     if name == "timestamp":
         return _unique([(labels.without(METRIC_NAME), time / 1000) for labels, _ in vector])
     if name == "label_replace":
-        return _unique(functions.label_replace(vector, *strings))
+        return _unique(
+            functions.label_replace(
+                vector,
+                destination=strings[0],
+                replacement=strings[1],
+                source=strings[2],
+                regex=strings[3],
+            )
+        )
     if name == "label_join":
-        return _unique(functions.label_join(vector, strings[0], strings[1], strings[2:]))
+        return _unique(
+            functions.label_join(
+                vector, destination=strings[0], separator=strings[1], sources=strings[2:]
+            )
+        )
     raise TypeError(f"no implementation for {name}")  # pragma: no cover

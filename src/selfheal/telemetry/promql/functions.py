@@ -42,8 +42,12 @@ from selfheal.telemetry.tsdb import METRIC_NAME, Labels, compile_regex, is_valid
 _EXTRAPOLATION_SLACK = 1.1
 
 
-def kahan_inc(increment: float, total: float, compensation: float) -> tuple[float, float]:
-    """One step of Neumaier's compensated summation, as Prometheus' kahanSumInc."""
+def kahan_inc(increment: float, state: tuple[float, float]) -> tuple[float, float]:
+    """One step of Neumaier's compensated summation (Prometheus' kahanSumInc).
+
+    `state` is (running total, compensation); the new state is returned.
+    """
+    total, compensation = state
     new_total = total + increment
     if abs(total) >= abs(increment):
         compensation += (total - new_total) + increment
@@ -134,10 +138,10 @@ def linear_regression(times: Times, values: Values, *, intercept_time: int) -> t
             constant = False
         n += 1.0
         x = (time - intercept_time) / 1e3
-        sum_x, c_x = kahan_inc(x, sum_x, c_x)
-        sum_y, c_y = kahan_inc(value, sum_y, c_y)
-        sum_xy, c_xy = kahan_inc(x * value, sum_xy, c_xy)
-        sum_x2, c_x2 = kahan_inc(x * x, sum_x2, c_x2)
+        sum_x, c_x = kahan_inc(x, (sum_x, c_x))
+        sum_y, c_y = kahan_inc(value, (sum_y, c_y))
+        sum_xy, c_xy = kahan_inc(x * value, (sum_xy, c_xy))
+        sum_x2, c_x2 = kahan_inc(x * x, (sum_x2, c_x2))
     if constant:
         # A flat series has slope exactly 0, not the rounding noise of the general formula.
         return (math.nan, math.nan) if math.isinf(first) else (0.0, first)
@@ -163,14 +167,14 @@ def avg_over_time(values: Values) -> float:
                 continue  # same-signed infinities: the mean already is that infinity
             if not math.isinf(value) and not math.isnan(value):
                 continue  # a finite value cannot move an infinite mean
-        mean, compensation = kahan_inc(value / count - mean / count, mean, compensation)
+        mean, compensation = kahan_inc(value / count - mean / count, (mean, compensation))
     return mean if math.isinf(mean) else mean + compensation
 
 
 def sum_over_time(values: Values) -> float:
     total = compensation = 0.0
     for value in values:
-        total, compensation = kahan_inc(value, total, compensation)
+        total, compensation = kahan_inc(value, (total, compensation))
     return total if math.isinf(total) else total + compensation
 
 
@@ -180,8 +184,8 @@ def variance_over_time(values: Values) -> float:
     for value in values:
         count += 1
         delta = value - (mean + c_mean)
-        mean, c_mean = kahan_inc(delta / count, mean, c_mean)
-        aux, c_aux = kahan_inc(delta * (value - (mean + c_mean)), aux, c_aux)
+        mean, c_mean = kahan_inc(delta / count, (mean, c_mean))
+        aux, c_aux = kahan_inc(delta * (value - (mean + c_mean)), (aux, c_aux))
     return (aux + c_aux) / count
 
 
@@ -395,7 +399,7 @@ def _group_number(name: str) -> int | None:
 InstantVector = list[tuple[Labels, float]]
 
 
-def clamp(name: str, vector: InstantVector, bounds: list[float]) -> InstantVector:
+def clamp(name: str, vector: InstantVector, *, bounds: list[float]) -> InstantVector:
     drop = METRIC_NAME
     if name == "clamp_min":
         return [(labels.without(drop), go_max(bounds[0], v)) for labels, v in vector]
@@ -422,7 +426,7 @@ def histogram_quantile(q: float, vector: InstantVector) -> InstantVector:
 
 
 def label_replace(
-    vector: InstantVector, destination: str, replacement: str, source: str, regex: str
+    vector: InstantVector, *, destination: str, replacement: str, source: str, regex: str
 ) -> InstantVector:
     try:
         pattern = compile_regex(regex)
@@ -442,7 +446,7 @@ def label_replace(
 
 
 def label_join(
-    vector: InstantVector, destination: str, separator: str, sources: list[str]
+    vector: InstantVector, *, destination: str, separator: str, sources: list[str]
 ) -> InstantVector:
     for source in sources:
         if not is_valid_label_name(source):

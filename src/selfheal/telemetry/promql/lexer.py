@@ -170,7 +170,7 @@ class _Lexer:
         at = self.pos if position is None else position
         return PromQLError(message, expression=self.text, position=at)
 
-    def emit(self, kind: Kind, value: str, start: int, text: str | None = None) -> None:
+    def emit(self, kind: Kind, value: str, *, start: int, text: str | None = None) -> None:
         self.tokens.append(
             Token(kind, value, start, self.text[start : self.pos] if text is None else text)
         )
@@ -213,13 +213,13 @@ class _Lexer:
         self.pos = found.end()
         lowered = word.lower()
         if lowered in KEYWORDS:
-            self.emit(Kind.KEYWORD, lowered, start)
+            self.emit(Kind.KEYWORD, lowered, start=start)
         elif lowered in {"inf", "nan"}:
-            self.emit(Kind.NUMBER, word, start)
+            self.emit(Kind.NUMBER, word, start=start)
         elif ":" in word:
-            self.emit(Kind.METRIC_IDENTIFIER, word, start)
+            self.emit(Kind.METRIC_IDENTIFIER, word, start=start)
         else:
-            self.emit(Kind.IDENTIFIER, word, start)
+            self.emit(Kind.IDENTIFIER, word, start=start)
 
     def _number_or_duration(self) -> None:
         start = self.pos
@@ -237,20 +237,20 @@ class _Lexer:
             raise self.error(
                 f'bad number or duration syntax: "{self.text[start : self.pos + 1]}"', start
             )
-        self.emit(kind, self.text[start : self.pos], start)
+        self.emit(kind, self.text[start : self.pos], start=start)
 
     def _symbol(self, char: str) -> None:
         start = self.pos
         for operator in _OPERATORS:
             if self.text.startswith(operator, start):
                 self.pos += len(operator)
-                self.emit(Kind.OPERATOR, operator, start)
+                self.emit(Kind.OPERATOR, operator, start=start)
                 return
         if char in _PUNCTUATION:
             if char in "[]":
                 self.in_brackets = char == "["
             self.pos += 1
-            self.emit(Kind.PUNCTUATION, char, start)
+            self.emit(Kind.PUNCTUATION, char, start=start)
             return
         if char == "!":
             raise self.error('unexpected character after "!": expected "=" or "~"')
@@ -266,7 +266,7 @@ class _Lexer:
                 raise self.error("unterminated raw string", start)
             value = text[self.pos : end]
             self.pos = end + 1
-            self.emit(Kind.STRING, value, start)
+            self.emit(Kind.STRING, value, start=start)
             return
         parts: list[str] = []
         while True:
@@ -281,7 +281,7 @@ class _Lexer:
             else:
                 parts.append(char)
                 self.pos += 1
-        self.emit(Kind.STRING, "".join(parts), start)
+        self.emit(Kind.STRING, "".join(parts), start=start)
 
     def _escape(self, quote: str) -> str:
         """Decode the escape at `pos` (which is at the backslash) and step past it."""

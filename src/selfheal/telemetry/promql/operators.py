@@ -132,15 +132,15 @@ def go_sqrt(value: float) -> float:
     return math.sqrt(value)
 
 
-def scalar_binop(op: str, left: float, right: float) -> float:
+def scalar_binop(op: str, *, left: float, right: float) -> float:
     """Two scalars: arithmetic, or a comparison as 1 or 0 (only `bool` is allowed there)."""
-    value, keep = apply(op, left, right)
+    value, keep = apply(op, left=left, right=right)
     if op in ast.COMPARISONS:
         return 1.0 if keep else 0.0
     return value
 
 
-def apply(op: str, left: float, right: float) -> tuple[float, bool]:  # noqa: PLR0911
+def apply(op: str, *, left: float, right: float) -> tuple[float, bool]:  # noqa: PLR0911
     """Go's float arithmetic and comparisons: (value, whether a comparison held)."""
     if op == "+":
         return left + right, True
@@ -171,7 +171,7 @@ _COMPARE = {
 _DROPS_NAME = frozenset({"+", "-", "*", "/", "%", "^"})
 
 
-def vector_scalar(node: ast.BinaryExpr, left: object, right: object) -> InstantVector:
+def vector_scalar(node: ast.BinaryExpr, *, left: object, right: object) -> InstantVector:
     swap = isinstance(left, float)
     vector, scalar = (right, left) if swap else (left, right)
     assert isinstance(vector, list)
@@ -181,7 +181,7 @@ def vector_scalar(node: ast.BinaryExpr, left: object, right: object) -> InstantV
     out: InstantVector = []
     for labels, element in vector:
         a, b = (scalar, element) if swap else (element, scalar)
-        value, keep = apply(node.op, a, b)
+        value, keep = apply(node.op, left=a, right=b)
         if comparison:
             value = element  # a comparison keeps the vector's value, whichever side it is
         if node.return_bool:
@@ -201,7 +201,7 @@ def _signature(matching: ast.VectorMatching) -> Callable[[Labels], object]:
 
 
 def set_operation(
-    op: str, left: InstantVector, right: InstantVector, matching: ast.VectorMatching
+    op: str, *, left: InstantVector, right: InstantVector, matching: ast.VectorMatching
 ) -> InstantVector:
     signature = _signature(matching)
     if op == "or":
@@ -217,7 +217,11 @@ def set_operation(
 
 
 def vector_binop(
-    node: ast.BinaryExpr, left: InstantVector, right: InstantVector, matching: ast.VectorMatching
+    node: ast.BinaryExpr,
+    *,
+    left: InstantVector,
+    right: InstantVector,
+    matching: ast.VectorMatching,
 ) -> InstantVector:
     """Arithmetic or comparison between two vectors, pairing samples by `matching`.
 
@@ -256,12 +260,12 @@ def vector_binop(
         if partner is None:
             continue
         a, b = (partner[1], value) if card is ast.Cardinality.ONE_TO_MANY else (value, partner[1])
-        result, keep = apply(node.op, a, b)
+        result, keep = apply(node.op, left=a, right=b)
         if node.return_bool:
             result = 1.0 if keep else 0.0
         elif not keep:
             continue
-        metric = _result_labels(node, labels, partner[0], matching)
+        metric = _result_labels(node, many=labels, one=partner[0], matching=matching)
         if card is ast.Cardinality.ONE_TO_ONE:
             if key in matched_keys:
                 raise PromQLError(
@@ -281,7 +285,7 @@ def vector_binop(
 
 
 def _result_labels(
-    node: ast.BinaryExpr, many: Labels, one: Labels, matching: ast.VectorMatching
+    node: ast.BinaryExpr, *, many: Labels, one: Labels, matching: ast.VectorMatching
 ) -> Labels:
     labels = many.without(METRIC_NAME) if node.op in _DROPS_NAME else many
     if matching.card is ast.Cardinality.ONE_TO_ONE:

@@ -69,7 +69,7 @@ class _Parser:
         position = token if isinstance(token, int) else token.position
         return PromQLError(message, expression=self.text, position=position)
 
-    def unexpected(self, token: Token, context: str, expected: str) -> PromQLError:
+    def unexpected(self, token: Token, *, context: str, expected: str) -> PromQLError:
         return self.error(f"unexpected {token.describe()} {context}, expected {expected}", token)
 
     def at_punct(self, char: str) -> bool:
@@ -82,7 +82,7 @@ class _Parser:
 
     def expect_punct(self, char: str, context: str) -> Token:
         if not self.at_punct(char):
-            raise self.unexpected(self.peek(), context, f'"{char}"')
+            raise self.unexpected(self.peek(), context=context, expected=f'"{char}"')
         return self.advance()
 
     # -- expressions ----------------------------------------------------------------------
@@ -99,7 +99,9 @@ class _Parser:
             precedence = ast.PRECEDENCE[op]
             right_min = precedence if op in ast.RIGHT_ASSOCIATIVE else precedence + 1
             right = self.expression(right_min)
-            left = self.binary(op, left, right, token, return_bool=return_bool, matching=matching)
+            left = self.binary(
+                op, left=left, right=right, token=token, return_bool=return_bool, matching=matching
+            )
 
     def unary(self) -> ast.Expr:
         token = self.peek()
@@ -165,7 +167,7 @@ class _Parser:
     def duration(self, context: str) -> float:
         token = self.peek()
         if token.kind is not Kind.DURATION:
-            raise self.unexpected(token, context, 'a duration like "5m"')
+            raise self.unexpected(token, context=context, expected='a duration like "5m"')
         self.advance()
         return duration_seconds(token, self.text)
 
@@ -202,7 +204,7 @@ class _Parser:
             self.advance()
             sign = -1.0
         amount = sign * self.duration("after offset")
-        target = self._modifiable(base, keyword, "offset modifier")
+        target = self._modifiable(base, keyword, what="offset modifier")
         if target.offset:
             raise self.error("offset may not be set multiple times", keyword)
         return _replace_modifier(base, offset=amount)
@@ -234,13 +236,13 @@ class _Parser:
             if not math.isfinite(seconds) or abs(seconds) >= _MAX_AT_SECONDS:
                 raise self.error(f"timestamp out of bounds for @ modifier: {seconds}", token)
             timestamp = round(seconds * 1000) / 1000
-        target = self._modifiable(base, symbol, "@ modifier")
+        target = self._modifiable(base, symbol, what="@ modifier")
         if target.at is not None or target.at_anchor is not None:
             raise self.error("@ <timestamp> may not be set multiple times", symbol)
         return _replace_modifier(base, at=timestamp, at_anchor=anchor)
 
     def _modifiable(
-        self, base: ast.Expr, token: Token, what: str
+        self, base: ast.Expr, token: Token, *, what: str
     ) -> ast.VectorSelector | ast.SubqueryExpr:
         if id(base) not in self.parenthesized:
             if isinstance(base, ast.MatrixSelector):
@@ -276,11 +278,13 @@ class _Parser:
         name = self.label_name("in label matching")
         token = self.peek()
         if token.kind not in {Kind.OPERATOR, Kind.PUNCTUATION} or token.value not in _MATCH_OPS:
-            raise self.unexpected(token, "in label matching", "label matching operator")
+            raise self.unexpected(
+                token, context="in label matching", expected="label matching operator"
+            )
         self.advance()
         value = self.peek()
         if value.kind is not Kind.STRING:
-            raise self.unexpected(value, "in label matching", "string")
+            raise self.unexpected(value, context="in label matching", expected="string")
         self.advance()
         try:
             return Matcher(name, _MATCH_OPS[token.value], value.value)
@@ -295,7 +299,7 @@ class _Parser:
         if token.kind in {Kind.IDENTIFIER, Kind.KEYWORD} or is_word:
             self.advance()
             return token.text
-        raise self.unexpected(token, context, "label")
+        raise self.unexpected(token, context=context, expected="label")
 
     def label_list(self, context: str) -> tuple[str, ...]:
         self.expect_punct("(", context)
@@ -322,11 +326,11 @@ class _Parser:
                 break
             self.advance()
         self.expect_punct(")", f"in call to {name}()")
-        self._check_arguments(name, signature, args, token)
+        self._check_arguments(name, signature=signature, args=args, token=token)
         return ast.Call(name, tuple(args), position=token.position)
 
     def _check_arguments(
-        self, name: str, signature: ast.FunctionSignature, args: list[ast.Expr], token: Token
+        self, name: str, *, signature: ast.FunctionSignature, args: list[ast.Expr], token: Token
     ) -> None:
         least = len(signature.args) - signature.optional
         most = None if signature.variadic else len(signature.args)
@@ -435,10 +439,10 @@ class _Parser:
     def binary(
         self,
         op: str,
+        *,
         left: ast.Expr,
         right: ast.Expr,
         token: Token,
-        *,
         return_bool: bool,
         matching: ast.VectorMatching | None,
     ) -> ast.BinaryExpr:
