@@ -11,8 +11,12 @@ from selfheal.incidents import IncidentIntake, target_of
 from selfheal.runtime.recorder import IncidentStore
 from selfheal.store import Store, open_store
 
-LABELS = {"alertname": "Throttling", "namespace": "production", "service": "orders",
-          "severity": "critical"}
+LABELS = {
+    "alertname": "Throttling",
+    "namespace": "production",
+    "service": "orders",
+    "severity": "critical",
+}
 
 
 @pytest.fixture
@@ -22,9 +26,16 @@ def store() -> Iterator[Store]:
 
 
 def alert(state: AlertState, *, fired_at: float | None = 100.0, **labels: str) -> Alert:
-    return Alert(name="Throttling", labels={**LABELS, **labels}, annotations={}, state=state,
-                 value=0.9, active_at=95.0, fired_at=fired_at,
-                 resolved_at=200.0 if state == AlertState.RESOLVED else None)
+    return Alert(
+        name="Throttling",
+        labels={**LABELS, **labels},
+        annotations={},
+        state=state,
+        value=0.9,
+        active_at=95.0,
+        fired_at=fired_at,
+        resolved_at=200.0 if state == AlertState.RESOLVED else None,
+    )
 
 
 def test_fingerprint_ignores_label_order_and_volatile_labels() -> None:
@@ -64,7 +75,8 @@ def test_refired_and_duplicate_alerts_join_the_open_incident(store: Store) -> No
 def test_pending_alerts_are_not_incidents(store: Store) -> None:
     """A pending alert opens nothing."""
     result = IncidentIntake(IncidentStore(store)).receive(
-        alert(AlertState.PENDING, fired_at=None), at=96.0)
+        alert(AlertState.PENDING, fired_at=None), at=96.0
+    )
     assert result.incident is None
     assert store.incidents.list() == ()
 

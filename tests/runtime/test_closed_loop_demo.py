@@ -20,7 +20,10 @@ pytestmark = pytest.mark.timeout(240)
 def demo(*args: str) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-m", "selfheal", "demo", "--json", *args],
-        capture_output=True, text=True, timeout=200, check=False,
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
@@ -77,12 +80,14 @@ def test_flash_sale_changes_the_cluster_exactly_once(flash_sale: dict[str, Any])
     """The twin saw one change in the whole run: the scale of order-service."""
     changes = [(c["method"], c["path"]) for c in flash_sale["twin_changes"]]
     assert changes == [
-        ("PATCH", "/apis/apps/v1/namespaces/production/deployments/order-service/scale")]
+        ("PATCH", "/apis/apps/v1/namespaces/production/deployments/order-service/scale")
+    ]
 
 
 def test_contention_fails_verification_rolls_back_and_pages(contention: dict[str, Any]) -> None:
     """When scaling starves catalog, verification fails, replicas go back to 2, on-call is
-    paged and the incident is escalated."""
+    paged and the incident is escalated.
+    """
     throttling = incident(contention, "OrderServiceCPUThrottling")
     assert throttling["verified"] is False
     assert throttling["rolled_back"] is True
@@ -94,8 +99,9 @@ def test_contention_fails_verification_rolls_back_and_pages(contention: dict[str
     assert contention["audit_chain_ok"] is True
 
 
-def test_each_run_reports_its_wall_time(flash_sale: dict[str, Any],
-                                        contention: dict[str, Any]) -> None:
+def test_each_run_reports_its_wall_time(
+    flash_sale: dict[str, Any], contention: dict[str, Any]
+) -> None:
     """Both reports carry the wall time the run took (the goal is 90 s; see BENCHMARKS.md)."""
     for report in (flash_sale, contention):
         assert report["wall_s"] > 0

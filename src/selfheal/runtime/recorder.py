@@ -130,6 +130,11 @@ class Recorder:
         at: float,
     ) -> None:
         key = f"{workflow_id}/{step_id}"
+        existing = self._store.actions.find(key)
+        if existing is not None and existing.status != ActionStatus.STARTED:
+            # The step ran again after a crash that came before DBOS saved its result; the
+            # first completion stands.
+            return
         target = "/".join(str(params[k]) for k in ("namespace", "deployment") if k in params)
         self._store.actions.begin(
             key,

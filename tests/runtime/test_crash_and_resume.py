@@ -1,0 +1,145 @@
+"""Durability: kill -9 the controller mid-remediation, restart it, nothing happens twice.
+
+The twin runs in the test process; the controller runs as `selfheal run` in a subprocess
+pointed at the twin over HTTP, with its state in a temporary directory. The controller is
+killed after the scale step is recorded and before verification completes, then started
+again on the same state.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from selfheal.domain.time import ScaledClock
+from selfheal.store import ActionStatus, Store, audit, open_store
+from selfheal.twin import scenario, server
+
+from support import wait_until
+
+pytestmark = pytest.mark.timeout(240)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale"
+SPEED = 10.0
+
+
+@pytest.fixture
+def twin() -> Iterator[server.TwinServer]:
+    handle = server.TwinServer(
+        server.Twin(scenario.load("flash-sale"), clock=ScaledClock(speed=SPEED))
+    )
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def write_config(tmp_path: Path, twin: server.TwinServer) -> Path:
+    kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", twin.url, namespace="production")
+    config = {
+        "cluster": {"kubeconfig": str(kubeconfig)},
+        "clock_speed": SPEED,
+        "telemetry": {"targets": [{"url": f"{twin.url}/metrics", "job": "kubernetes"}]},
+        "rules": [str(EXAMPLE / "rules.yaml")],
+        "policies": str(EXAMPLE / "policies"),
+        "runbooks": str(EXAMPLE / "runbooks"),
+        "state_dir": str(tmp_path / "state"),
+    }
+    path = tmp_path / "selfheal.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def start_controller(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "selfheal", "run", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def action(store_path: Path, step: str) -> Any:
+    with open_store(f"sqlite:///{store_path}") as store:
+        found = [
+            record for record in _actions(store) if record.idempotency_key.endswith(f"/{step}")
+        ]
+    return found[0] if found else None
+
+
+def _actions(store: Store) -> list[Any]:
+    keys = {r.subject for r in store.audit.records() if r.kind.startswith("action.")}
+    return [store.actions.find(key) for key in sorted(keys)]
+
+
+def test_killed_controller_resumes_and_scales_exactly_once(
+    tmp_path: Path, twin: server.TwinServer
+) -> None:
+    """Kill -9 between scale and verify; after a restart the workflow resumes, verifies,
+    and the audit log and the twin both show exactly one scale.
+    """
+    config = write_config(tmp_path, twin)
+    database = tmp_path / "state" / "state.db"
+    log = tmp_path / "controller.log"
+    first = start_controller(config, log)
+    try:
+
+        def scaled() -> bool:
+            if not database.exists():
+                return False
+            record = action(database, "scale")
+            return record is not None and record.status == ActionStatus.SUCCEEDED
+
+        wait_until(scaled, timeout=120, interval=0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        verify_before_kill = action(database, "verify")
+        assert verify_before_kill is None, "the kill came too late: verify had completed"
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    second = start_controller(config, log)
+    try:
+
+        def verified() -> Any:
+            record = action(database, "verify")
+            return record if record is not None and record.status != ActionStatus.STARTED else None
+
+        record = wait_until(verified, timeout=120, interval=0.2)
+        assert record.status == ActionStatus.SUCCEEDED, log.read_text()
+        time.sleep(0.5)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if second.poll() is None:
+            second.kill()
+
+    changes = httpx.get(f"{twin.url}/twin/requests", timeout=10).json()
+    scales = [c for c in changes if c["path"].endswith("/deployments/order-service/scale")]
+    assert len(scales) == 1, changes
+    with open_store(f"sqlite:///{database}") as store:
+        completed_scales = [
+            r
+            for r in store.audit.records()
+            if r.kind == "action.completed" and r.subject.endswith("/scale")
+        ]
+        assert len(completed_scales) == 1
+        runs = {r.subject for r in store.audit.records() if r.kind == "workflow.started"}
+        assert len(runs) == 1
+        throttling = [
+            i for i in store.incidents.list() if i.alert_name == "OrderServiceCPUThrottling"
+        ]
+        assert len(throttling) == 1
+        assert audit.verify(store).ok
+    assert "controller stopped" in log.read_text()
