@@ -42,11 +42,23 @@ def test_simulate_json_prints_the_baseline_report() -> None:
     assert report["slo_violation_s"] > 360
 
 
-def test_demo_prints_a_readable_timeline_and_the_breach() -> None:
-    """`selfheal demo` prints the minute-by-minute table and says how long the SLO broke."""
-    result = selfheal("demo")
+def test_demo_tells_the_story_of_the_flash_sale_healing_itself() -> None:
+    """`selfheal demo` prints the loop's events as they happen and the SLO against baseline."""
+    result = selfheal("demo", timeout=200)
     assert result.returncode == 0, result.stderr
-    assert "flash-sale" in result.stdout
+    out = result.stdout
+    assert "OrderServiceCPUThrottling firing" in out
+    assert "policy chose scale-up" in out
+    assert "order-service 2 -> 5 replicas" in out
+    assert "-> verified" in out
+    assert re.search(r"SLO breached for \S+ with selfheal, \S+ without it", out)
+    assert "Audit chain intact" in out
+
+
+def test_baseline_simulation_prints_a_readable_timeline() -> None:
+    """`simulate --no-controller` prints the minute-by-minute table and the breach."""
+    result = selfheal("simulate", "--no-controller")
+    assert result.returncode == 0, result.stderr
     assert re.search(r"SLO breached for \d+m\d*s?", result.stdout)
     assert "replicas" in result.stdout
 

@@ -85,9 +85,7 @@ def test_flash_sale_changes_the_cluster_exactly_once(flash_sale: dict[str, Any])
 
 
 def test_contention_fails_verification_rolls_back_and_pages(contention: dict[str, Any]) -> None:
-    """When scaling starves catalog, verification fails, replicas go back to 2, on-call is
-    paged and the incident is escalated.
-    """
+    """Scaling that starves catalog fails verification: rolled back to 2, paged, escalated."""
     throttling = incident(contention, "OrderServiceCPUThrottling")
     assert throttling["verified"] is False
     assert throttling["rolled_back"] is True

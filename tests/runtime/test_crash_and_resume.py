@@ -85,9 +85,7 @@ def _actions(store: Store) -> list[Any]:
 def test_killed_controller_resumes_and_scales_exactly_once(
     tmp_path: Path, twin: server.TwinServer
 ) -> None:
-    """Kill -9 between scale and verify; after a restart the workflow resumes, verifies,
-    and the audit log and the twin both show exactly one scale.
-    """
+    """A kill -9 between scale and verify; the restart resumes and verifies; one scale."""
     config = write_config(tmp_path, twin)
     database = tmp_path / "state" / "state.db"
     log = tmp_path / "controller.log"

@@ -3,7 +3,7 @@
 Nothing here imports another selfheal package; every other package may import this one.
 """
 
-from selfheal.domain import errors, model, time
+from selfheal.domain import actions, errors, model, time
 from selfheal.domain.errors import (
     ConfigError,
     GuardrailViolation,
@@ -52,6 +52,7 @@ __all__ = [
     "TemporaryError",
     "Verdict",
     "WorkflowId",
+    "actions",
     "errors",
     "fingerprint",
     "model",

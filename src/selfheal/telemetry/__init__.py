@@ -2,10 +2,11 @@
 
 `tsdb` keeps scraped samples in memory (retention, staleness, an inverted index);
 `promql` parses and evaluates PromQL against it, or against any other `promql.Queryable`.
-Scraping (`scrape`) and rule evaluation (`rules`) build on these two.
+Scraping (`scrape`) and rule evaluation (`rules`, with `templates` for alert text) build
+on these two.
 """
 
-from selfheal.telemetry import promql, tsdb
+from selfheal.telemetry import promql, rules, scrape, templates, tsdb
 from selfheal.telemetry.tsdb import STALE_NAN, TSDB, Labels, Matcher, MatchOp, is_stale
 
 __all__ = [
@@ -16,5 +17,8 @@ __all__ = [
     "Matcher",
     "is_stale",
     "promql",
+    "rules",
+    "scrape",
+    "templates",
     "tsdb",
 ]

@@ -166,7 +166,11 @@ def _position_in(
     expression: str,
     error: promql.PromQLError,
 ) -> tuple[int | None, int | None]:
-    """The file position of a PromQL error: exact for one-line plain expressions."""
+    """The file position of a PromQL error.
+
+    Exact for one-line plain scalars and for literal blocks (`expr: |`), where every line
+    of the expression is a line of the file; otherwise the start of the `expr` value.
+    """
     location = document.locate(path)
     offset = getattr(error, "position", None)
     if location.line is None or not isinstance(offset, int):
@@ -175,6 +179,11 @@ def _position_in(
     start = (location.column or 1) - 1
     if "\n" not in expression and raw[start : start + len(expression)] == expression:
         return location.line, start + offset + 1
+    if raw[start:].startswith("|") and error.line is not None and error.column is not None:
+        line = location.line + error.line
+        content = document_line(document, line)
+        indent = len(content) - len(content.lstrip(" "))
+        return line, indent + error.column
     return location.line, location.column
 
 
