@@ -232,9 +232,23 @@ def twin(
 
 
 @app.command()
-def bench() -> None:
-    """Measure speed and quality figures (written to BENCHMARKS.md)."""
-    _console.print("no benchmarks yet")
+def bench(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Default: examples/flash-sale/selfheal.yaml")
+    ] = None,
+) -> None:
+    """Measure the loop end to end and its stages (figures for BENCHMARKS.md)."""
+    from selfheal.cli import bench as benchmarks  # noqa: PLC0415 - only this command needs it
+
+    try:
+        results = benchmarks.run_all(config)
+    except ConfigError as error:
+        raise _fail(error) from None
+    if as_json:
+        print(json.dumps(results))
+        return
+    timeline.print_bench(_console, results)
 
 
 def main() -> None:

@@ -140,3 +140,43 @@ def _stage_text(stage: str, incident: dict[str, Any]) -> str:
             f"{incident['replicas_after']}"
         )
     return f"verified: p95 {incident['p95_ms_after']} ms"
+
+
+def print_bench(console: Console, results: dict[str, Any]) -> None:
+    machine = results["machine"]
+    console.print(
+        f"[bold]selfheal bench[/] on {machine['processor']}, Python {machine['python']}\n"
+    )
+    table = Table(title="closed loop (selfheal demo)", header_style="bold")
+    for column in (
+        "scenario",
+        "speed",
+        "wall",
+        "detect",
+        "act",
+        "outcome",
+        "SLO breach",
+        "baseline",
+    ):
+        table.add_column(column, justify="right")
+    for run in results["loop"]:
+        outcome = "verified" if run["verified"] else ("rolled back" if run["rolled_back"] else "-")
+        table.add_row(
+            run["scenario"],
+            f"{run['speed']:g}x",
+            f"{run['wall_s']:.1f} s",
+            f"{run['detect_s']:.1f} s",
+            f"{run['act_s']:.1f} s" if run["act_s"] is not None else "-",
+            outcome,
+            format_duration(run["slo_violation_s"]),
+            format_duration(run["baseline_slo_violation_s"]),
+        )
+    console.print(table)
+    policy, rules, twin = results["policy"], results["rules"], results["twin"]
+    console.print(f"policy: {policy['evals_per_s']:,} decisions/s")
+    console.print(
+        f"rules: {rules['rules']} rules over {rules['series']} series: "
+        f"{rules['rule_round_ms']} ms per evaluation round; scrape + ingest "
+        f"{rules['scrape_ingest_ms']} ms"
+    )
+    console.print(f"twin: a scenario day in {twin['wall_s']} s ({twin['ticks_per_s']:,} ticks/s)")
