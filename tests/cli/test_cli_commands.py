@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -132,3 +133,25 @@ def test_twin_refuses_a_taken_port(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"127.0.0.1:{port}" in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_audit_verify_passes_then_names_the_first_tampered_record(tmp_path: Path) -> None:
+    """After a demo the chain verifies; after an edit `audit verify` exits 1 naming it."""
+    state = tmp_path / "state"
+    demo = selfheal("demo", "--json", "--duration", "3m", "--state-dir", str(state), timeout=200)
+    assert demo.returncode == 0, demo.stderr
+    ok = selfheal("audit", "verify", "--state-dir", str(state), "--json")
+    assert ok.returncode == 0
+    assert json.loads(ok.stdout)["ok"] is True
+    with sqlite3.connect(state / "state.db") as db:
+        db.execute(
+            "UPDATE audit_log SET payload = replace(payload, 'scale', 'scalf') "
+            "WHERE seq = (SELECT min(seq) FROM audit_log WHERE kind = "
+            "'action.completed')"
+        )
+        seq = db.execute(
+            "SELECT min(seq) FROM audit_log WHERE kind = 'action.completed'"
+        ).fetchone()[0]
+    broken = selfheal("audit", "verify", "--state-dir", str(state))
+    assert broken.returncode == 1
+    assert f"broken at record {seq}" in broken.stdout
