@@ -1,53 +1,17 @@
 import hashlib
 import json
 import threading
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, exc, text
+from sqlalchemy import text
 
 from selfheal.domain.model import Fingerprint
 from selfheal.store import Store, audit, open_store
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@contextmanager
-def store_on(backend: str, tmp_path: Path) -> Iterator[Store]:
-    """A fresh store: a SQLite file, or a throwaway schema in the local PostgreSQL."""
-    if backend == "sqlite":
-        with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
-            yield store
-        return
-    admin = create_engine(PG_URL, connect_args={"connect_timeout": 2})
-    try:
-        admin.connect().close()
-    except exc.OperationalError as error:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({error.orig})")
-    schema = f"selfheal_test_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        with open_store(f"{PG_URL}?options=-csearch_path%3D{schema}") as store:
-            yield store
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with store_on(request.param, tmp_path) as opened:
-        yield opened
 
 
 def append_some(store: Store, count: int) -> None:
@@ -200,7 +164,7 @@ def test_records_cut_off_the_end_are_caught_by_the_chain_head(store: Store) -> N
 
 def test_a_payload_edited_into_invalid_json_is_a_broken_link(tmp_path: Path) -> None:
     """Verify reports an unreadable payload as broken instead of crashing (SQLite allows it)."""
-    with store_on("sqlite", tmp_path) as store:
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
         append_some(store, 3)
         run_sql(store, "UPDATE audit_log SET payload = '{not json' WHERE seq = 2")
         report = audit.verify(store)

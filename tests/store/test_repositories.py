@@ -1,13 +1,8 @@
 import math
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, exc, text
 
-import selfheal.store
 from selfheal.domain.errors import ConfigError, GuardrailViolation, PermanentError
 from selfheal.domain.model import (
     Decision,
@@ -29,40 +24,6 @@ from selfheal.store import (
     day_of,
     open_store,
 )
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@contextmanager
-def store_on(backend: str, tmp_path: Path) -> Iterator[Store]:
-    """A fresh store: a SQLite file, or a throwaway schema in the local PostgreSQL."""
-    if backend == "sqlite":
-        with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
-            yield store
-        return
-    admin = create_engine(PG_URL, connect_args={"connect_timeout": 2})
-    try:
-        admin.connect().close()
-    except exc.OperationalError as error:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({error.orig})")
-    schema = f"selfheal_test_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        with open_store(f"{PG_URL}?options=-csearch_path%3D{schema}") as store:
-            yield store
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with store_on(request.param, tmp_path) as opened:
-        yield opened
-
 
 CHECKOUT = Target(kind="Deployment", namespace="shop", name="checkout")
 
@@ -92,33 +53,6 @@ def start_run(store: Store, incident: Incident, workflow_id: str = "wf-1") -> No
         params={"replicas": 4},
         at=110.0,
     )
-
-
-def test_the_public_surface_is_pinned() -> None:
-    """selfheal.store's __all__ lists exactly the names it promises."""
-    assert sorted(selfheal.store.__all__) == [
-        "ActionRecord",
-        "ActionStatus",
-        "AuditLog",
-        "AuditRecord",
-        "ChainReport",
-        "LedgerEntry",
-        "NotificationRecord",
-        "RecordNotFound",
-        "RunStatus",
-        "Store",
-        "WorkflowRun",
-        "audit",
-        "canonical_json",
-        "database",
-        "day_of",
-        "open_store",
-        "repositories",
-        "schema",
-        "verify",
-    ]
-    for name in selfheal.store.__all__:
-        assert hasattr(selfheal.store, name), name
 
 
 def test_an_unsupported_database_url_is_a_config_error() -> None:
