@@ -69,6 +69,7 @@ SURFACES = {
         "promql",
         "rules",
         "scrape",
+        "sources",
         "templates",
         "tsdb",
     ],

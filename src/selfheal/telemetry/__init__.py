@@ -6,7 +6,7 @@ Scraping (`scrape`) and rule evaluation (`rules`, with `templates` for alert tex
 on these two.
 """
 
-from selfheal.telemetry import promql, rules, scrape, templates, tsdb
+from selfheal.telemetry import promql, rules, scrape, sources, templates, tsdb
 from selfheal.telemetry.tsdb import STALE_NAN, TSDB, Labels, Matcher, MatchOp, is_stale
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "promql",
     "rules",
     "scrape",
+    "sources",
     "templates",
     "tsdb",
 ]

@@ -13,7 +13,6 @@ whole file, naming file:line:col.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,10 @@ from typing import Annotated, Any
 
 import pydantic
 
-from selfheal.domain.errors import ConfigError, SourceLocation
+from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation
 from selfheal.domain.model import Alert, AlertState
 from selfheal.formats import durations, sourced_yaml
-from selfheal.telemetry import promql, templates
+from selfheal.telemetry import promql, sources, templates
 
 Duration = Annotated[float, pydantic.BeforeValidator(durations.parse_duration)]
 RESOLVED_RETENTION_S = 15 * 60.0
@@ -225,11 +224,17 @@ class RuleEvaluator:
         self,
         groups: Sequence[RuleGroup],
         *,
-        storage: Any,
+        storage: Any = None,
+        source: sources.InstantSource | None = None,
         external_labels: Mapping[str, str] | None = None,
     ) -> None:
+        """Evaluate against `source`, or against a local `storage` (a TSDB) when given."""
+        if source is None:
+            if storage is None:
+                raise ValueError("a rule evaluator needs a source or a storage")
+            source = sources.LocalSource(storage)
         self.groups = list(groups)
-        self._storage = storage
+        self._source = source
         self._external = dict(external_labels or {})
         self._states: dict[tuple[str, str, int], _RuleState] = {}
         self.errors: list[str] = []
@@ -242,8 +247,8 @@ class RuleEvaluator:
                 key = (group.source, group.name, index)
                 state = self._states.setdefault(key, _RuleState())
                 try:
-                    vector = promql_instant(rule.expr, storage=self._storage, at=at)
-                except promql.PromQLError as exc:
+                    vector = self._source.instant(rule.expr, at=at)
+                except SelfhealError as exc:
                     self.errors.append(f"{rule.location}: {exc}")
                     vector = []
                 if rule.spec.record is not None:
@@ -259,7 +264,7 @@ class RuleEvaluator:
             out.update(rule.spec.labels)
             out["__name__"] = rule.spec.record or ""
             samples.append((out, value))
-        ingest = getattr(self._storage, "ingest", None)
+        ingest = getattr(self._source, "ingest", None)
         if ingest is not None:
             ingest(at=at, samples=samples, stale=[])
 
@@ -329,24 +334,5 @@ def _to_alert(name: str, current: _Active) -> Alert:
 
 
 def promql_instant(expr: Any, *, storage: Any, at: float) -> list[tuple[dict[str, str], float]]:
-    """An instant query's result as (labels, value) pairs; a scalar becomes one unlabelled."""
-    result = promql.evaluate(expr, storage=storage, at=at)
-    return vector_pairs(result)
-
-
-def vector_pairs(result: Any) -> list[tuple[dict[str, str], float]]:
-    """Normalize an evaluator result into (labels, value) pairs."""
-    samples = getattr(result, "samples", None)
-    if samples is None and isinstance(result, list | tuple):
-        samples = result
-    if samples is None:
-        value = getattr(result, "value", None)
-        if isinstance(value, int | float) and not math.isnan(float(value)):
-            return [({}, float(value))]
-        return []
-    pairs = []
-    for sample in samples:
-        labels = sample.labels
-        as_dict = labels.to_dict() if hasattr(labels, "to_dict") else dict(labels)
-        pairs.append((as_dict, float(sample.value)))
-    return pairs
+    """An instant query over a local Queryable, as (labels, value) pairs."""
+    return sources.LocalSource(storage).instant(expr, at=at)
