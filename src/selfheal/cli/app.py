@@ -97,13 +97,35 @@ def demo(
     duration: Annotated[
         str | None, typer.Option("--duration", help="Stop after this much scenario time.")
     ] = None,
+    stack: Annotated[
+        str,
+        typer.Option("--stack", help="embedded (selfheal's own telemetry) or prometheus "
+                                     "(real Prometheus and Alertmanager, at real speed)"),
+    ] = "embedded",
 ) -> None:
     """Run a scenario on the built-in twin with the controller closing the loop."""
+    if stack not in {"embedded", "prometheus"}:
+        raise _fail(ConfigError(f"unknown stack {stack!r}: use embedded or prometheus",
+                                location=SourceLocation("--stack")))
     on_event = None if as_json else timeline.live_printer(_console)
     try:
         seconds = durations.parse_duration(duration) if duration is not None else None
     except ValueError as exc:
         raise _fail(ConfigError(str(exc), location=SourceLocation("--duration"))) from None
+    if stack == "prometheus":
+        from selfheal.cli import stack_demo  # noqa: PLC0415 - needs the API's dependencies
+
+        try:
+            result = stack_demo.run_stack_demo(config=config, scenario_name=scenario_name,
+                                               state_dir=state_dir, on_event=on_event)
+        except ConfigError as error:
+            raise _fail(error) from None
+        if as_json:
+            print(json.dumps(result))
+        else:
+            timeline.print_demo(_console, result)
+            timeline.print_latencies(_console, result["latencies"])
+        return
     try:
         result = loop.run_demo(
             config=config,

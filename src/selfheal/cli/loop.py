@@ -52,20 +52,27 @@ class EmbeddedRun:
 
 
 def prepare_embedded(
-    settings: Settings, *, scenario_name: str | None, speed: float | None, state_dir: Path | None
+    settings: Settings,
+    *,
+    scenario_name: str | None,
+    speed: float | None,
+    state_dir: Path | None,
+    port: int | None = None,
 ) -> EmbeddedRun:
     twin_settings = settings.twin or TwinSettings()
     chosen = scenario_module.load(scenario_name or twin_settings.scenario)
     clock = ScaledClock(speed=speed or twin_settings.speed)
     if state_dir is not None:
         settings = settings.model_copy(update={"state_dir": state_dir.resolve()})
-    port = server.free_port()
+    port = port or server.free_port()
     url = f"http://127.0.0.1:{port}"
+    scraped = [] if settings.telemetry.source.kind == "prometheus" else [
+        Target(url=f"{url}/metrics", job="kubernetes")]
     controller = Controller(
         settings,
         clock=clock,
         cluster=KubernetesCluster(host=url),
-        targets=[Target(url=f"{url}/metrics", job="kubernetes")],
+        targets=scraped,
     )
     twin_server = server.TwinServer(server.Twin(chosen, clock=clock), port=port)
     return EmbeddedRun(controller, twin_server, clock, chosen)
@@ -93,9 +100,16 @@ def run_demo(
         duration = run.scenario.duration
     run.twin_server.start()
     try:
-        asyncio.run(_run_until(run, duration=duration, on_event=on_event))
+        asyncio.run(run_until(run, duration=duration, on_event=on_event))
     finally:
         run.twin_server.stop()
+    result = demo_report(run, state_dir=state_dir, started=started)
+    run.controller.close()
+    return result
+
+
+def demo_report(run: EmbeddedRun, *, state_dir: Path, started: float) -> dict[str, Any]:
+    """The demo's JSON report of a finished run (see the closed-loop issue for its fields)."""
     simulation = run.twin_server.twin.simulation
     incidents = report.incident_reports(run.controller.store, epoch=run.clock.epoch)
     for item in incidents:
@@ -121,12 +135,15 @@ def run_demo(
         "state_dir": str(state_dir),
         "wall_s": round(time.perf_counter() - started, 3),
     }
-    run.controller.close()
     return result
 
 
-async def _run_until(
-    run: EmbeddedRun, *, duration: float, on_event: ProgressCallback | None
+async def run_until(
+    run: EmbeddedRun,
+    *,
+    duration: float,
+    on_event: ProgressCallback | None,
+    done: Callable[[], bool] | None = None,
 ) -> None:
     stop = asyncio.Event()
     last_seq = 0
@@ -140,7 +157,7 @@ async def _run_until(
             on_event(record.at - run.clock.epoch, record.kind, record.subject, dict(record.payload))
 
     async def watch() -> None:
-        while run.clock.elapsed() < duration:
+        while run.clock.elapsed() < duration and not (done is not None and done()):
             tell()
             await asyncio.sleep(0.25)
         stop.set()

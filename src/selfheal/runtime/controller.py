@@ -13,6 +13,7 @@ policy engine, the store, DBOS) runs in worker threads so scraping keeps its rhy
 from __future__ import annotations
 
 import asyncio
+import queue
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -40,9 +41,12 @@ from selfheal.domain.time import Clock
 from selfheal.incidents import IncidentIntake, intake
 from selfheal.runtime.recorder import IncidentStore, Recorder
 from selfheal.runtime.settings import Settings
-from selfheal.runtime.telemetry_store import SharedTelemetry
+from selfheal.actions.ports import MetricsQuery
+from selfheal.runtime.telemetry_store import SharedTelemetry, SourceMetrics
 from selfheal.store import day_of, open_store
 from selfheal.telemetry import rules, scrape
+from selfheal.telemetry.prometheus_source import PrometheusSource
+from selfheal.telemetry.sources import InstantSource, LocalSource
 from selfheal.workflows import WorkflowEngine, load_runbooks
 
 _log = logging.getLogger(__name__)
@@ -51,7 +55,7 @@ _log = logging.getLogger(__name__)
 def build_actions(
     *,
     cluster: KubernetesCluster,
-    telemetry: SharedTelemetry,
+    metrics: MetricsQuery,
     recorder: Recorder,
     incidents: IncidentStore,
 ) -> dict[str, ActionSpec]:
@@ -59,7 +63,7 @@ def build_actions(
     specs = [
         kubernetes_actions.scale_action(cluster),
         kubernetes_actions.wait_available_action(cluster),
-        verify.verify_action(telemetry),
+        verify.verify_action(metrics),
         bookkeeping.notify_action(recorder),
         bookkeeping.budget_check_action(recorder),
         bookkeeping.escalate_action(incidents),
@@ -71,7 +75,7 @@ def build_actions(
 def step_types() -> dict[str, StepType]:
     """The step types runbooks may use (actions built unwired, only to read their types)."""
     unwired: Any = None
-    actions = build_actions(cluster=unwired, telemetry=unwired, recorder=unwired, incidents=unwired)
+    actions = build_actions(cluster=unwired, metrics=unwired, recorder=unwired, incidents=unwired)
     return {name: spec.step_type for name, spec in actions.items()}
 
 
@@ -106,14 +110,25 @@ class Controller:
         self.state_dir = state_dir
         self.store = open_store(f"sqlite:///{state_dir / 'state.db'}")
         self.telemetry = SharedTelemetry(retention=settings.telemetry.retention)
+        metrics: MetricsQuery
+        if settings.telemetry.source.kind == "prometheus":
+            self.source: InstantSource = PrometheusSource(str(settings.telemetry.source.url))
+            metrics = SourceMetrics(self.source)
+        else:
+            self.source = LocalSource(self.telemetry)
+            metrics = self.telemetry
         self.evaluator = rules.RuleEvaluator(
-            self.rule_groups, storage=self.telemetry, external_labels=settings.external_labels
+            self.rule_groups, source=self.source, external_labels=settings.external_labels
         )
+        # Alerts from Alertmanager's webhook arrive on the API's thread and wait here for
+        # the loop; the latest state per fingerprint tells which are still firing.
+        self.inbox: queue.SimpleQueue[Alert] = queue.SimpleQueue()
+        self._webhook_firing: dict[Fingerprint, bool] = {}
         self.incidents = IncidentStore(self.store)
         self.recorder = Recorder(store=self.store, settings=settings, incidents=self.incidents)
         actions = build_actions(
             cluster=cluster,
-            telemetry=self.telemetry,
+            metrics=metrics,
             recorder=self.recorder,
             incidents=self.incidents,
         )
@@ -149,7 +164,8 @@ class Controller:
             async with httpx.AsyncClient(timeout=5.0) as client:
                 next_tick = self.clock.now()
                 while not stop.is_set():
-                    await self.scraper.scrape_once(client)
+                    if self.settings.telemetry.source.kind == "local":
+                        await self.scraper.scrape_once(client)
                     await self.evaluate_once()
                     next_tick += interval
                     delay = next_tick - self.clock.now()
@@ -164,11 +180,33 @@ class Controller:
 
     async def evaluate_once(self) -> None:
         at = self.clock.now()
-        alerts = self.evaluator.evaluate(at=at)
+        if self.settings.alerts.source == "alertmanager":
+            alerts = self._drain_inbox()
+            firing = {key for key, fires in self._webhook_firing.items() if fires}
+        else:
+            alerts = await asyncio.to_thread(self.evaluator.evaluate, at=at)
+            firing = {fingerprint(a.name, a.labels) for a in alerts
+                      if a.state == AlertState.FIRING}
         for alert in alerts:
             await self.handle_alert(alert, at=at)
-        firing = {fingerprint(a.name, a.labels) for a in alerts if a.state == AlertState.FIRING}
         await asyncio.to_thread(self.resolve_quiet_incidents, firing, at=at)
+
+    def receive(self, batch: Any) -> None:
+        """The API's AlertSink: queue a webhook's alerts for the loop (any thread)."""
+        for alert in batch.alerts:
+            self.inbox.put(alert)
+
+    def _drain_inbox(self) -> list[Alert]:
+        alerts = []
+        while True:
+            try:
+                alert = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            alerts.append(alert)
+            key = fingerprint(alert.name, alert.labels)
+            self._webhook_firing[key] = alert.state == AlertState.FIRING
+        return alerts
 
     def resolve_quiet_incidents(self, firing: set[Fingerprint], *, at: float) -> None:
         """Resolve incidents whose remediation is over and whose alert no longer fires.

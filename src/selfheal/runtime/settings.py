@@ -8,7 +8,7 @@ start with the place named; nothing starts half-configured. See docs/configurati
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pydantic
 
@@ -42,6 +42,31 @@ class TargetSettings(_Strict):
     job: str = "selfheal"
 
 
+class SourceSettings(_Strict):
+    """Where rule and verify queries are answered: selfheal's own TSDB, or a Prometheus."""
+
+    kind: Literal["local", "prometheus"] = "local"
+    url: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _url_for_prometheus(self) -> SourceSettings:
+        if self.kind == "prometheus" and not self.url:
+            raise ValueError("a prometheus source needs its `url`")
+        return self
+
+
+class AlertSettings(_Strict):
+    """Where alerts come from: selfheal's rule evaluation, or Alertmanager's webhook."""
+
+    source: Literal["rules", "alertmanager"] = "rules"
+
+
+class ApiSettings(_Strict):
+    """The HTTP API (webhooks and receivers): where it listens."""
+
+    listen: str = "127.0.0.1:0"
+
+
 class TelemetrySettings(_Strict):
     """How often to scrape and evaluate rules, and how long to keep samples."""
 
@@ -49,6 +74,7 @@ class TelemetrySettings(_Strict):
     evaluation_interval: Annotated[Duration, pydantic.Field(gt=0)] = 1.0
     retention: Annotated[Duration, pydantic.Field(gt=0)] = 1800.0
     targets: tuple[TargetSettings, ...] = ()
+    source: SourceSettings = SourceSettings()
 
 
 class BudgetSettings(_Strict):
@@ -83,6 +109,8 @@ class Settings(_Strict):
     state_dir: Path = Path(".selfheal/state")
     budget: BudgetSettings = BudgetSettings()
     slo: SloSettings = SloSettings()
+    alerts: AlertSettings = AlertSettings()
+    api: ApiSettings | None = None
     notifications: dict[str, ChannelSettings] = pydantic.Field(default_factory=dict)
     external_labels: dict[str, str] = pydantic.Field(default_factory=dict)
     # Scenario seconds per real second when not running the built-in twin: 1 against a real

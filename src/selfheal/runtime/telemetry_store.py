@@ -14,6 +14,7 @@ from typing import Any
 from selfheal.actions.ports import QueriedSample
 from selfheal.domain.errors import PermanentError, SelfhealError
 from selfheal.telemetry import promql, rules, tsdb
+from selfheal.telemetry.sources import InstantSource
 
 
 class SharedTelemetry:
@@ -58,3 +59,14 @@ class SharedTelemetry:
     @property
     def lock(self) -> threading.RLock:
         return self._lock
+
+
+class SourceMetrics:
+    """`MetricsQuery` for verify steps over any InstantSource (a Prometheus, say)."""
+
+    def __init__(self, source: InstantSource) -> None:
+        self._source = source
+
+    def query(self, expr: str, *, at: float) -> Sequence[QueriedSample]:
+        return [QueriedSample(labels, value) for labels, value in self._source.instant(expr,
+                                                                                       at=at)]
