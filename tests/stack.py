@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,7 +74,7 @@ class RunningProcess:
         self.url = url
         self.log_path = log_path
         self._log_file: IO[bytes] = log_path.open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 -- an argument list, no shell
+        self.process = subprocess.Popen(  # an argument list, never a shell line
             list(args),
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -149,9 +150,8 @@ def start_prometheus(
     directory so a test may pass files it deletes afterwards.
     """
     require_binaries(PROMETHEUS)
-    home = tmp_path / f"prometheus-{free_port()}"
-    home.mkdir(parents=True)
-    copied = []
+    home = Path(tempfile.mkdtemp(prefix="prometheus-", dir=tmp_path))
+    copied: list[str] = []
     for rule_file in rule_files:
         target = home / f"rules-{len(copied)}-{rule_file.name}"
         shutil.copyfile(rule_file, target)
@@ -165,9 +165,7 @@ def start_prometheus(
         "scrape_configs": [
             {
                 "job_name": "selfheal-test",
-                "static_configs": [
-                    {"targets": [_host_port(target) for target in scrape_targets]}
-                ],
+                "static_configs": [{"targets": [_host_port(target) for target in scrape_targets]}],
             }
         ],
     }
@@ -207,8 +205,7 @@ def start_alertmanager(
 ) -> RunningProcess:
     """Start Alertmanager sending every alert to `webhook_url` and wait for it to be ready."""
     require_binaries(ALERTMANAGER)
-    home = tmp_path / f"alertmanager-{free_port()}"
-    home.mkdir(parents=True)
+    home = Path(tempfile.mkdtemp(prefix="alertmanager-", dir=tmp_path))
     config = {
         "route": {
             "receiver": "selfheal",

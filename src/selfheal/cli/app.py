@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from selfheal.cli import loop, timeline
+from selfheal.cli import loop, rules_cmd, timeline
 from selfheal.domain import time as time_module
 from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation
 from selfheal.formats import durations
@@ -99,14 +99,21 @@ def demo(
     ] = None,
     stack: Annotated[
         str,
-        typer.Option("--stack", help="embedded (selfheal's own telemetry) or prometheus "
-                                     "(real Prometheus and Alertmanager, at real speed)"),
+        typer.Option(
+            "--stack",
+            help="embedded (selfheal's own telemetry) or prometheus "
+            "(real Prometheus and Alertmanager, at real speed)",
+        ),
     ] = "embedded",
 ) -> None:
     """Run a scenario on the built-in twin with the controller closing the loop."""
     if stack not in {"embedded", "prometheus"}:
-        raise _fail(ConfigError(f"unknown stack {stack!r}: use embedded or prometheus",
-                                location=SourceLocation("--stack")))
+        raise _fail(
+            ConfigError(
+                f"unknown stack {stack!r}: use embedded or prometheus",
+                location=SourceLocation("--stack"),
+            )
+        )
     on_event = None if as_json else timeline.live_printer(_console)
     try:
         seconds = durations.parse_duration(duration) if duration is not None else None
@@ -116,8 +123,9 @@ def demo(
         from selfheal.cli import stack_demo  # noqa: PLC0415 - needs the API's dependencies
 
         try:
-            result = stack_demo.run_stack_demo(config=config, scenario_name=scenario_name,
-                                               state_dir=state_dir, on_event=on_event)
+            result = stack_demo.run_stack_demo(
+                config=config, scenario_name=scenario_name, state_dir=state_dir, on_event=on_event
+            )
         except ConfigError as error:
             raise _fail(error) from None
         if as_json:
@@ -160,6 +168,8 @@ def run(
     except ConfigError as error:
         raise _fail(error) from None
 
+
+app.add_typer(rules_cmd.rules_app, name="rules")
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")

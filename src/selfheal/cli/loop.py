@@ -66,8 +66,11 @@ def prepare_embedded(
         settings = settings.model_copy(update={"state_dir": state_dir.resolve()})
     port = port or server.free_port()
     url = f"http://127.0.0.1:{port}"
-    scraped = [] if settings.telemetry.source.kind == "prometheus" else [
-        Target(url=f"{url}/metrics", job="kubernetes")]
+    scraped = (
+        []
+        if settings.telemetry.source.kind == "prometheus"
+        else [Target(url=f"{url}/metrics", job="kubernetes")]
+    )
     controller = Controller(
         settings,
         clock=clock,
@@ -119,7 +122,7 @@ def demo_report(run: EmbeddedRun, *, state_dir: Path, started: float) -> dict[st
     slo = run.scenario.slo
     baseline = Simulation(run.scenario, epoch=run.clock.epoch)
     baseline.advance_to(simulation.elapsed)
-    result = {
+    return {
         "scenario": run.scenario.name,
         "speed": run.clock.speed,
         "duration_s": round(simulation.elapsed, 3),
@@ -135,7 +138,6 @@ def demo_report(run: EmbeddedRun, *, state_dir: Path, started: float) -> dict[st
         "state_dir": str(state_dir),
         "wall_s": round(time.perf_counter() - started, 3),
     }
-    return result
 
 
 async def run_until(
@@ -193,14 +195,40 @@ def run_forever(*, config: Path, state_dir: Path | None, announce: Callable[[str
             settings, clock=clock, cluster=KubernetesCluster(kubeconfig=kubeconfig), targets=targets
         )
         twin_server = None
+    api = _start_api(settings, controller)
+    if api is not None:
+        announce(f"API (webhooks, receivers) on {api.url}")
     announce(f"controller running; state in {controller.state_dir}")
     try:
         asyncio.run(_run_with_signals(controller))
     finally:
+        if api is not None:
+            api.stop()
         if twin_server is not None:
             twin_server.stop()
         controller.close()
     announce("controller stopped")
+
+
+def _start_api(settings: Settings, controller: Controller) -> Any:
+    """Serve the webhook and receivers when the config has an `api` section."""
+    if settings.api is None:
+        return None
+    from selfheal.api.app import create_app  # noqa: PLC0415 - only with an `api` section
+    from selfheal.cli.api_server import ApiServer  # noqa: PLC0415
+
+    host, _, port = settings.api.listen.rpartition(":")
+    if host not in {"127.0.0.1", "localhost", "::1", "[::1]"}:
+        raise ConfigError(
+            f"api.listen {settings.api.listen!r}: the API listens on loopback "
+            "only for now (127.0.0.1:PORT)"
+        )
+    api = ApiServer(
+        create_app(alerts=controller, samples=controller.telemetry),
+        port=int(port) or server.free_port(),
+    )
+    api.start()
+    return api
 
 
 async def _run_with_signals(controller: Controller) -> None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -34,23 +35,28 @@ def free_port() -> int:
 def binary(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise ConfigError(f"`{name}` is not installed; on Debian: apt-get install prometheus "
-                          "prometheus-alertmanager")
+        raise ConfigError(
+            f"`{name}` is not installed; on Debian: apt-get install prometheus "
+            "prometheus-alertmanager"
+        )
     return found
 
 
 class Process:
     """A started server: its URL, its log, and a clean stop."""
 
-    def __init__(self, *, name: str, args: Sequence[str], url: str, ready_path: str,
-                 workdir: Path) -> None:
+    def __init__(
+        self, *, name: str, args: Sequence[str], url: str, ready_path: str, workdir: Path
+    ) -> None:
         self.name = name
         self.url = url
         self.workdir = workdir
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
-        self._process = subprocess.Popen(list(args), stdout=self._log,
-                                         stderr=subprocess.STDOUT, cwd=workdir)
+        # An argument list of a fixed binary and our own flags: no shell, nothing from input.
+        self._process = subprocess.Popen(  # noqa: S603
+            list(args), stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir
+        )
         self._wait_ready(ready_path)
 
     def _wait_ready(self, path: str, *, timeout: float = 30.0) -> None:
@@ -86,47 +92,83 @@ class Process:
         self.stop()
 
 
-def start_alertmanager(*, webhook_url: str, workdir: Path, group_wait: str = "0s",
-                       group_interval: str = "1s", repeat_interval: str = "1h") -> Process:
+def start_alertmanager(
+    *,
+    webhook_url: str,
+    workdir: Path,
+    group_wait: str = "0s",
+    group_interval: str = "1s",
+    repeat_interval: str = "1h",
+) -> Process:
     port = free_port()
     config = {
-        "route": {"receiver": "selfheal", "group_by": ["alertname", "namespace", "service"],
-                  "group_wait": group_wait, "group_interval": group_interval,
-                  "repeat_interval": repeat_interval},
-        "receivers": [{"name": "selfheal", "webhook_configs": [
-            {"url": webhook_url, "send_resolved": True}]}],
+        "route": {
+            "receiver": "selfheal",
+            "group_by": ["alertname", "namespace", "service"],
+            "group_wait": group_wait,
+            "group_interval": group_interval,
+            "repeat_interval": repeat_interval,
+        },
+        "receivers": [
+            {"name": "selfheal", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
+        ],
     }
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     (workdir / "alertmanager-data").mkdir(exist_ok=True)
     return Process(
         name="alertmanager",
-        args=[binary("prometheus-alertmanager"), f"--config.file={workdir / 'alertmanager.yml'}",
-              f"--storage.path={workdir / 'alertmanager-data'}",
-              f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        url=f"http://127.0.0.1:{port}", ready_path="/-/ready", workdir=workdir,
+        args=[
+            binary("prometheus-alertmanager"),
+            f"--config.file={workdir / 'alertmanager.yml'}",
+            f"--storage.path={workdir / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        url=f"http://127.0.0.1:{port}",
+        ready_path="/-/ready",
+        workdir=workdir,
     )
 
 
-def start_prometheus(*, targets: Sequence[str], rule_files: Sequence[Path], workdir: Path,
-                     alertmanager_url: str | None, interval: str = "1s") -> Process:
+def start_prometheus(
+    *,
+    targets: Sequence[str],
+    rule_files: Sequence[Path],
+    workdir: Path,
+    alertmanager_url: str | None,
+    interval: str = "1s",
+) -> Process:
     port = free_port()
     config: dict[str, object] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rule_files],
-        "scrape_configs": [{"job_name": "kubernetes", "static_configs": [
-            {"targets": [target.removeprefix("http://") for target in targets]}]}],
+        "scrape_configs": [
+            {
+                "job_name": "kubernetes",
+                "metrics_path": urlsplit(targets[0]).path or "/metrics" if targets else "/metrics",
+                "static_configs": [{"targets": [urlsplit(target).netloc for target in targets]}],
+            }
+        ],
     }
     if alertmanager_url:
-        config["alerting"] = {"alertmanagers": [{"static_configs": [
-            {"targets": [alertmanager_url.removeprefix("http://")]}]}]}
+        config["alerting"] = {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [alertmanager_url.removeprefix("http://")]}]}
+            ]
+        }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     (workdir / "prometheus-data").mkdir(exist_ok=True)
     return Process(
         name="prometheus",
-        args=[binary("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-              f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-              f"--web.listen-address=127.0.0.1:{port}"],
-        url=f"http://127.0.0.1:{port}", ready_path="/-/ready", workdir=workdir,
+        args=[
+            binary("prometheus"),
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        url=f"http://127.0.0.1:{port}",
+        ready_path="/-/ready",
+        workdir=workdir,
     )
 
 

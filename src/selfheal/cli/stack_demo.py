@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from selfheal.api.app import create_app
 from selfheal.cli import loop, stack
+from selfheal.cli.api_server import ApiServer
 from selfheal.runtime.settings import (
     AlertSettings,
     ApiSettings,
@@ -30,33 +28,14 @@ from selfheal.runtime.settings import (
 from selfheal.twin import server
 
 
-class ApiServer:
-    """selfheal's HTTP API (the webhook receiver) served by uvicorn on a loopback port."""
-
-    def __init__(self, app: Any, *, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                access_log=False, timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="selfheal-api",
-                                        daemon=True)
-
-    def start(self, *, timeout: float = 10.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not start on {self.url}")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-
-
-def run_stack_demo(*, config: Path | None, scenario_name: str | None, state_dir: Path | None,
-                   on_event: loop.ProgressCallback | None = None,
-                   settle_after_s: float = 5.0) -> dict[str, Any]:
+def run_stack_demo(
+    *,
+    config: Path | None,
+    scenario_name: str | None,
+    state_dir: Path | None,
+    on_event: loop.ProgressCallback | None = None,
+    settle_after_s: float = 5.0,
+) -> dict[str, Any]:
     """Run the flash sale through the real stack until the first remediation is over."""
     started = time.perf_counter()
     settings = load_settings(config or loop.find_default_config())
@@ -64,37 +43,54 @@ def run_stack_demo(*, config: Path | None, scenario_name: str | None, state_dir:
     workdir = stack.workdir()
     twin_port, api_port = server.free_port(), server.free_port()
     twin_url, api_url = f"http://127.0.0.1:{twin_port}", f"http://127.0.0.1:{api_port}"
-    with stack.start_alertmanager(webhook_url=f"{api_url}/api/v1/alerts",
-                                  workdir=workdir) as alertmanager, \
-            stack.start_prometheus(targets=[f"{twin_url}/metrics"],
-                                   rule_files=[settings.path(p) for p in settings.rules],
-                                   workdir=workdir,
-                                   alertmanager_url=alertmanager.url) as prometheus:
-        stacked = settings.model_copy(update={
-            "telemetry": TelemetrySettings(
-                source=SourceSettings(kind="prometheus", url=prometheus.url),
-                evaluation_interval=settings.telemetry.evaluation_interval),
-            "alerts": AlertSettings(source="alertmanager"),
-            "api": ApiSettings(listen=f"127.0.0.1:{api_port}"),
-        })
-        run = loop.prepare_embedded(stacked, scenario_name=scenario_name, speed=1.0,
-                                    state_dir=state_dir, port=twin_port)
+    with (
+        stack.start_alertmanager(
+            webhook_url=f"{api_url}/api/v1/alerts", workdir=workdir
+        ) as alertmanager,
+        stack.start_prometheus(
+            targets=[f"{twin_url}/metrics"],
+            rule_files=[settings.path(p) for p in settings.rules],
+            workdir=workdir,
+            alertmanager_url=alertmanager.url,
+        ) as prometheus,
+    ):
+        stacked = settings.model_copy(
+            update={
+                "telemetry": TelemetrySettings(
+                    source=SourceSettings(kind="prometheus", url=prometheus.url),
+                    evaluation_interval=settings.telemetry.evaluation_interval,
+                ),
+                "alerts": AlertSettings(source="alertmanager"),
+                "api": ApiSettings(listen=f"127.0.0.1:{api_port}"),
+            }
+        )
+        run = loop.prepare_embedded(
+            stacked, scenario_name=scenario_name, speed=1.0, state_dir=state_dir, port=twin_port
+        )
         api = ApiServer(create_app(alerts=run.controller), port=api_port)
         api.start()
         run.twin_server.start()
         finished = _first_remediation_over(run, settle_after_s)
         try:
-            asyncio.run(loop.run_until(run, duration=run.scenario.duration, on_event=on_event,
-                                       done=finished))
+            asyncio.run(
+                loop.run_until(
+                    run, duration=run.scenario.duration, on_event=on_event, done=finished
+                )
+            )
         finally:
             run.twin_server.stop()
             api.stop()
         result = loop.demo_report(run, state_dir=state_dir, started=started)
         run.controller.close()
-    result["stack"] = {"prometheus": prometheus.url, "alertmanager": alertmanager.url,
-                       "api": api_url, "workdir": str(workdir)}
-    result["latencies"] = [_latencies(item) for item in result["incidents"]
-                           if item["workflow_id"] is not None]
+    result["stack"] = {
+        "prometheus": prometheus.url,
+        "alertmanager": alertmanager.url,
+        "api": api_url,
+        "workdir": str(workdir),
+    }
+    result["latencies"] = [
+        _latencies(item) for item in result["incidents"] if item["workflow_id"] is not None
+    ]
     return result
 
 
@@ -102,8 +98,9 @@ def _first_remediation_over(run: loop.EmbeddedRun, settle: float) -> Callable[[]
     over_at: list[float] = []
 
     def done() -> bool:
-        if not over_at and any(record.kind == "workflow.finished"
-                               for record in run.controller.store.audit.records()):
+        if not over_at and any(
+            record.kind == "workflow.finished" for record in run.controller.store.audit.records()
+        ):
             over_at.append(time.monotonic())
         return bool(over_at) and time.monotonic() - over_at[0] >= settle
 
@@ -114,7 +111,7 @@ def _latencies(item: dict[str, Any]) -> dict[str, Any]:
     def between(start: str, end: str) -> float | None:
         if item.get(start) is None or item.get(end) is None:
             return None
-        return round(item[end] - item[start], 3)
+        return round(float(item[end]) - float(item[start]), 3)
 
     return {
         "alert": item["alert"],

@@ -184,7 +184,13 @@ def print_bench(console: Console, results: dict[str, Any]) -> None:
 
 def print_latencies(console: Console, latencies: list[dict[str, Any]]) -> None:
     for item in latencies:
-        parts = [f"{label} {item[key]:.1f} s" for label, key in (
-            ("onset->webhook", "onset_to_webhook_s"), ("webhook->scale", "webhook_to_scale_s"),
-            ("scale->verified", "scale_to_verified_s")) if item[key] is not None]
+        parts = [
+            f"{label} {item[key]:.1f} s"
+            for label, key in (
+                ("onset->webhook", "onset_to_webhook_s"),
+                ("webhook->scale", "webhook_to_scale_s"),
+                ("scale->verified", "scale_to_verified_s"),
+            )
+            if item[key] is not None
+        ]
         console.print(f"{item['alert']}: " + ", ".join(parts))

@@ -13,9 +13,9 @@ policy engine, the store, DBOS) runs in worker threads so scraping keeps its rhy
 from __future__ import annotations
 
 import asyncio
-import queue
 import contextlib
 import logging
+import queue
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import httpx
 
 from selfheal.actions import bookkeeping, kubernetes_actions, verify
 from selfheal.actions.kubernetes_client import KubernetesCluster
+from selfheal.actions.ports import MetricsQuery
 from selfheal.decision import policy
 from selfheal.decision.engine import PolicyError
 from selfheal.domain.actions import ActionSpec, StepType
@@ -41,7 +42,6 @@ from selfheal.domain.time import Clock
 from selfheal.incidents import IncidentIntake, intake
 from selfheal.runtime.recorder import IncidentStore, Recorder
 from selfheal.runtime.settings import Settings
-from selfheal.actions.ports import MetricsQuery
 from selfheal.runtime.telemetry_store import SharedTelemetry, SourceMetrics
 from selfheal.store import day_of, open_store
 from selfheal.telemetry import rules, scrape
@@ -185,8 +185,7 @@ class Controller:
             firing = {key for key, fires in self._webhook_firing.items() if fires}
         else:
             alerts = await asyncio.to_thread(self.evaluator.evaluate, at=at)
-            firing = {fingerprint(a.name, a.labels) for a in alerts
-                      if a.state == AlertState.FIRING}
+            firing = {fingerprint(a.name, a.labels) for a in alerts if a.state == AlertState.FIRING}
         for alert in alerts:
             await self.handle_alert(alert, at=at)
         await asyncio.to_thread(self.resolve_quiet_incidents, firing, at=at)

@@ -64,7 +64,7 @@ class AlertSettings(_Strict):
 class ApiSettings(_Strict):
     """The HTTP API (webhooks and receivers): where it listens."""
 
-    listen: str = "127.0.0.1:0"
+    listen: str = pydantic.Field(default="127.0.0.1:0", pattern=r"^[\w.\-\[\]:]+:\d{1,5}$")
 
 
 class TelemetrySettings(_Strict):

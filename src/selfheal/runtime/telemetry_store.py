@@ -34,6 +34,12 @@ class SharedTelemetry:
         with self._lock:
             self._db.ingest(at=at, samples=samples, stale=stale)
 
+    def write(self, samples: Sequence[Any]) -> None:
+        """The API's SampleSink: samples with their own timestamps (OTLP, remote-write)."""
+        with self._lock:
+            for sample in samples:
+                self._db.append(sample.labels, timestamp=sample.timestamp, value=sample.value)
+
     def select(self, matchers: Any, *, start: float, end: float) -> Any:
         with self._lock:
             return self._db.select(matchers, start=start, end=end)
@@ -68,5 +74,4 @@ class SourceMetrics:
         self._source = source
 
     def query(self, expr: str, *, at: float) -> Sequence[QueriedSample]:
-        return [QueriedSample(labels, value) for labels, value in self._source.instant(expr,
-                                                                                       at=at)]
+        return [QueriedSample(labels, value) for labels, value in self._source.instant(expr, at=at)]

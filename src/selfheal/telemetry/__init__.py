@@ -6,7 +6,18 @@ Scraping (`scrape`) and rule evaluation (`rules`, with `templates` for alert tex
 on these two.
 """
 
-from selfheal.telemetry import promql, rules, scrape, sources, templates, tsdb
+from selfheal.telemetry import (
+    prometheus_source,
+    promql,
+    receivers,
+    rules,
+    ruletest,
+    scrape,
+    series_notation,
+    sources,
+    templates,
+    tsdb,
+)
 from selfheal.telemetry.tsdb import STALE_NAN, TSDB, Labels, Matcher, MatchOp, is_stale
 
 __all__ = [
@@ -16,9 +27,13 @@ __all__ = [
     "MatchOp",
     "Matcher",
     "is_stale",
+    "prometheus_source",
     "promql",
+    "receivers",
     "rules",
+    "ruletest",
     "scrape",
+    "series_notation",
     "sources",
     "templates",
     "tsdb",

@@ -209,12 +209,16 @@ class _Active:
     active_at: float
     fired_at: float | None = None
     resolved_at: float | None = None
-    last_seen: float = 0.0
+    # When a firing alert's condition first went missing: keep_firing_for counts from here,
+    # as in Prometheus, not from the last evaluation that returned the series.
+    missing_since: float | None = None
 
 
 @dataclass
 class _RuleState:
     active: dict[tuple[tuple[str, str], ...], _Active] = field(default_factory=dict)
+    # Series a recording rule wrote at its last evaluation, to mark stale when they vanish.
+    recorded: set[tuple[tuple[str, str], ...]] = field(default_factory=set)
 
 
 class RuleEvaluator:
@@ -250,23 +254,37 @@ class RuleEvaluator:
                     vector = self._source.instant(rule.expr, at=at)
                 except SelfhealError as exc:
                     self.errors.append(f"{rule.location}: {exc}")
+                    if rule.spec.record is not None:
+                        continue  # a failed evaluation ends none of the recorded series
                     vector = []
                 if rule.spec.record is not None:
-                    self._record(rule, vector, at=at)
+                    self._record(rule, state, vector, at=at)
                     continue
                 alerts += self._step_alert(rule, state, vector, at=at)
         return alerts
 
-    def _record(self, rule: Rule, vector: list[tuple[dict[str, str], float]], *, at: float) -> None:
+    def _record(
+        self,
+        rule: Rule,
+        state: _RuleState,
+        vector: list[tuple[dict[str, str], float]],
+        *,
+        at: float,
+    ) -> None:
         samples = []
         for labels, value in vector:
             out = {k: v for k, v in labels.items() if k != "__name__"}
             out.update(rule.spec.labels)
             out["__name__"] = rule.spec.record or ""
             samples.append((out, value))
+        # A recorded series that the rule no longer returns ends at once (a stale marker),
+        # as Prometheus' rule group does, rather than lingering for the 5-minute lookback.
+        current = {tuple(sorted((k, v) for k, v in out.items() if v)) for out, _ in samples}
+        stale = [dict(key) for key in state.recorded - current]
+        state.recorded = current
         ingest = getattr(self._source, "ingest", None)
         if ingest is not None:
-            ingest(at=at, samples=samples, stale=[])
+            ingest(at=at, samples=samples, stale=stale)
 
     def _step_alert(
         self,
@@ -279,14 +297,17 @@ class RuleEvaluator:
         name = rule.spec.alert or ""
         seen: set[tuple[tuple[str, str], ...]] = set()
         for labels, value in vector:
-            base = {k: v for k, v in labels.items() if k != "__name__"}
+            # Templates see the series as the expression returned it (metric name included,
+            # rule labels and alertname not), as in Prometheus; a label that renders empty
+            # is removed, even one the series had.
             extra = {
-                k: t.render(labels=base, value=value, external=self._external)
+                k: t.render(labels=labels, value=value, external=self._external)
                 for k, t in rule.label_templates.items()
             }
-            full = {**base, **extra, "alertname": name}
+            merged = {**{k: v for k, v in labels.items() if k != "__name__"}, **extra}
+            full = {**{k: v for k, v in merged.items() if v}, "alertname": name}
             annotations = {
-                k: t.render(labels=full, value=value, external=self._external)
+                k: t.render(labels=labels, value=value, external=self._external)
                 for k, t in rule.annotation_templates.items()
             }
             key = tuple(sorted(full.items()))
@@ -298,7 +319,7 @@ class RuleEvaluator:
             if current is None or current.resolved_at is not None:
                 current = _Active(full, annotations, value, active_at=at)
                 state.active[key] = current
-            current.value, current.annotations, current.last_seen = value, annotations, at
+            current.value, current.annotations, current.missing_since = value, annotations, None
             if current.fired_at is None and at - current.active_at >= rule.spec.for_:
                 current.fired_at = at
         for key, current in list(state.active.items()):
@@ -309,8 +330,11 @@ class RuleEvaluator:
                     del state.active[key]
             elif current.fired_at is None:
                 del state.active[key]
-            elif at - current.last_seen >= rule.spec.keep_firing_for:
-                current.resolved_at = at
+            else:
+                if current.missing_since is None:
+                    current.missing_since = at
+                if at - current.missing_since >= rule.spec.keep_firing_for:
+                    current.resolved_at = at
         return [_to_alert(name, current) for current in state.active.values()]
 
 

@@ -107,10 +107,12 @@ def extrapolated_rate(
     extended = sampled
     extended += to_start if to_start < threshold else average / 2
     extended += to_end if to_end < threshold else average / 2
-    result = result * (extended / sampled)
+    # One factor, divided by the range before it scales the change: Prometheus' order of
+    # operations, which can differ from (change * factor) / range in the last digit.
+    factor = extended / sampled
     if is_rate:
-        result = result / seconds(range_end - range_start)
-    return result
+        factor /= seconds(range_end - range_start)
+    return result * factor
 
 
 def instant_change(times: Times, values: Values, *, is_rate: bool) -> float | None:

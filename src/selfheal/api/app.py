@@ -1,0 +1,229 @@
+"""selfheal's HTTP API: the endpoints other tools push alerts and telemetry to.
+
+    POST /api/v1/alerts             Alertmanager webhook (version 4)      -> AlertSink
+    POST /api/v1/otlp/v1/metrics    OTLP/HTTP metrics, protobuf or JSON   -> SampleSink
+    POST /api/v1/write              Prometheus remote-write 1.0           -> SampleSink
+    GET  /healthz                   liveness
+
+Every receiving route does the same four things in order, so a request is either taken
+whole or refused with nothing ingested (safety invariant 5):
+
+1. check the headers (a wrong Content-Type or Content-Encoding is 415) before reading;
+2. read the body, at most `max_body_bytes + 1` bytes of it (over the limit is 413, also when
+   the body only grows too large once decompressed);
+3. parse it completely with `selfheal.telemetry.receivers` (malformed is 400 with
+   `{"error": ..., "path": ...}`, the path naming the bad field);
+4. hand the result to the sink in one call (a sink's `TemporaryError` is 503 + Retry-After).
+
+Parsing and the sink run in a worker thread: both are synchronous, and a large OTLP batch
+must not stall the event loop. The answers are what each sender expects: 200 for
+Alertmanager, 204 for remote-write, 200 with an empty `ExportMetricsServiceResponse` in the
+request's encoding for OTLP. A route whose sink is not configured does not exist (404).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import fastapi
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from selfheal.api import ports
+from selfheal.domain.errors import TemporaryError
+from selfheal.telemetry import receivers
+from selfheal.telemetry.receivers import alertmanager, otlp, remote_write
+
+log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+ALERTS_PATH = "/api/v1/alerts"
+OTLP_METRICS_PATH = "/api/v1/otlp/v1/metrics"
+REMOTE_WRITE_PATH = "/api/v1/write"
+DEFAULT_MAX_BODY_BYTES = 4 << 20
+
+_JSON = "application/json"
+_PROTOBUF = "application/x-protobuf"
+# The only `proto=` parameter remote-write 1.0 may carry; 2.0's messages are another format.
+_REMOTE_WRITE_PROTO = "prometheus.WriteRequest"
+_REMOTE_WRITE_VERSION = "0.1."
+# zlib window bits for each HTTP content coding the OTLP route accepts (the Collector's
+# otlphttp exporter sends gzip unless told otherwise).
+_ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class _Refused(Exception):
+    """A request refused before its sink saw it: the status and what to tell the sender."""
+
+    def __init__(self, status: int, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.path = path
+
+
+def create_app(
+    *,
+    alerts: ports.AlertSink,
+    samples: ports.SampleSink | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    clock_now: Callable[[], float] | None = None,
+) -> fastapi.FastAPI:
+    """The API app; `samples=None` leaves out the OTLP and remote-write routes.
+
+    `clock_now` stamps OTLP points that carry no time (default: the wall clock).
+    """
+    now = clock_now or time.time
+    deltas = otlp.DeltaAccumulator()
+    # No Swagger or ReDoc pages: they load scripts from a CDN, and the callers are machines.
+    app = fastapi.FastAPI(title="selfheal", docs_url=None, redoc_url=None)
+    app.state.delta_accumulator = deltas
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, exc: _Refused) -> Response:
+        log.warning("refused %s %s: %s %s", request.method, request.url.path, exc.status, exc)
+        return JSONResponse({"error": exc.message, "path": exc.path}, status_code=exc.status)
+
+    @app.exception_handler(TemporaryError)
+    async def unavailable(request: Request, exc: TemporaryError) -> Response:
+        log.warning("sink busy for %s: %s", request.url.path, exc)
+        return JSONResponse(
+            {"error": str(exc), "path": None},
+            status_code=503,
+            headers={"Retry-After": str(max(1, math.ceil(exc.delay)))},
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post(ALERTS_PATH)
+    async def receive_alerts(request: Request) -> Response:
+        _require_media_type(request, {_JSON})
+        _require_encoding(request, {"identity"})
+        body = await _read_body(request, limit=max_body_bytes)
+        batch = await _parse(alertmanager.parse_webhook, body)
+        await run_in_threadpool(alerts.receive, batch)
+        return JSONResponse({"status": "ok", "alerts": len(batch.alerts)})
+
+    if samples is None:
+        return app
+    sink = samples
+
+    @app.post(OTLP_METRICS_PATH)
+    async def receive_otlp_metrics(request: Request) -> Response:
+        media_type = _require_media_type(request, otlp.MEDIA_TYPES)
+        encoding = _require_encoding(request, {"identity", *_ZLIB_WBITS})
+        raw = await _read_body(request, limit=max_body_bytes)
+        body = await run_in_threadpool(_decompress, raw, encoding=encoding, limit=max_body_bytes)
+        parsed = await _parse(
+            otlp.parse_metrics, body, content_type=media_type, deltas=deltas, now=now()
+        )
+        await _write(sink, parsed)
+        return Response(otlp.empty_response(media_type), media_type=media_type)
+
+    @app.post(REMOTE_WRITE_PATH)
+    async def receive_remote_write(request: Request) -> Response:
+        _require_remote_write_headers(request)
+        body = await _read_body(request, limit=max_body_bytes)
+        parsed = await _parse(
+            remote_write.parse_write_request, body, max_decoded_bytes=max_body_bytes
+        )
+        await _write(sink, parsed)
+        return Response(status_code=204)
+
+    return app
+
+
+async def _write(sink: ports.SampleSink, parsed: list[receivers.TimedSample]) -> None:
+    """One call to the sink; a request with no samples (metadata only, say) makes none."""
+    if parsed:
+        await run_in_threadpool(sink.write, parsed)
+
+
+async def _parse(parser: Callable[_P, _T], *args: _P.args, **options: _P.kwargs) -> _T:
+    """Run a receiver's parser off the event loop; its errors become 413 or 400."""
+    try:
+        return await run_in_threadpool(parser, *args, **options)
+    except receivers.PayloadTooLarge as exc:
+        raise _Refused(413, str(exc), path=exc.path) from exc
+    except receivers.PayloadError as exc:
+        raise _Refused(400, str(exc), path=exc.path) from exc
+
+
+def _require_media_type(request: Request, accepted: set[str] | frozenset[str]) -> str:
+    media_type = otlp.media_type(request.headers.get("content-type", ""))
+    if media_type not in accepted:
+        raise _Refused(
+            415,
+            f"Content-Type {media_type or '(none)'!r} is not accepted here; "
+            f"send {' or '.join(sorted(accepted))}",
+        )
+    return media_type
+
+
+def _require_encoding(request: Request, accepted: set[str]) -> str:
+    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+    if encoding not in accepted:
+        raise _Refused(
+            415,
+            f"Content-Encoding {encoding!r} is not accepted here; "
+            f"send {' or '.join(sorted(accepted))}",
+        )
+    return encoding
+
+
+def _require_remote_write_headers(request: Request) -> None:
+    """Remote-write 1.0: snappy-encoded protobuf, version 0.1.x when the sender says one."""
+    content_type = request.headers.get("content-type", "")
+    _require_media_type(request, {_PROTOBUF})
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name.lower() == "proto" and value.strip('"') != _REMOTE_WRITE_PROTO:
+            raise _Refused(
+                415, f"{content_type!r}: only remote-write 1.0 (proto={_REMOTE_WRITE_PROTO})"
+            )
+    _require_encoding(request, {"snappy"})
+    version = request.headers.get("x-prometheus-remote-write-version")
+    if version is not None and not version.strip().startswith(_REMOTE_WRITE_VERSION):
+        raise _Refused(
+            415, f"X-Prometheus-Remote-Write-Version {version!r}: only 0.1.x (1.0) is accepted"
+        )
+
+
+async def _read_body(request: Request, *, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` bytes (nothing more is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _Refused(413, f"the body is {declared} bytes, over the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _Refused(413, f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decompress(body: bytes, *, encoding: str, limit: int) -> bytes:
+    """Undo gzip or deflate, refusing (413) output over `limit`: a zip bomb stops there."""
+    if encoding == "identity":
+        return body
+    decoder = zlib.decompressobj(wbits=_ZLIB_WBITS[encoding])
+    try:
+        decoded = decoder.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise _Refused(400, f"the body is not valid {encoding} data: {exc}") from exc
+    if len(decoded) > limit:
+        raise _Refused(413, f"the body decompresses to over the limit of {limit} bytes")
+    if not decoder.eof or decoder.unused_data:
+        raise _Refused(400, f"the body is not one complete {encoding} stream")
+    return decoded

@@ -1,0 +1,29 @@
+"""What the API hands its input to: the ports the runtime implements.
+
+The API only parses and validates; what happens to alerts and samples next (the incident
+loop, the TSDB) is behind these two Protocols, so the HTTP layer is tested with recording
+fakes and wired to the real controller by `runtime`. A sink is called at most once per
+request, with everything the request carried, after the whole payload has parsed.
+
+A sink that cannot take the input right now raises `TemporaryError`; the API answers 503
+with `Retry-After`, and every sender here (Alertmanager, Prometheus, the Collector) retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from selfheal.telemetry import receivers
+
+
+class AlertSink(Protocol):
+    """Takes one Alertmanager notification's alerts."""
+
+    def receive(self, batch: receivers.WebhookBatch) -> None: ...
+
+
+class SampleSink(Protocol):
+    """Takes the samples of one OTLP or remote-write request, each with its own time."""
+
+    def write(self, samples: Sequence[receivers.TimedSample]) -> None: ...
