@@ -8,8 +8,10 @@ again on the same state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +24,7 @@ import pytest
 import yaml
 
 from selfheal.domain.time import ScaledClock
-from selfheal.store import ActionStatus, Store, audit, open_store
+from selfheal.store import ActionStatus, audit, open_store
 from selfheal.twin import scenario, server
 
 from support import wait_until
@@ -69,17 +71,21 @@ def start_controller(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def action(store_path: Path, step: str) -> Any:
-    with open_store(f"sqlite:///{store_path}") as store:
-        found = [
-            record for record in _actions(store) if record.idempotency_key.endswith(f"/{step}")
-        ]
-    return found[0] if found else None
-
-
-def _actions(store: Store) -> list[Any]:
-    keys = {r.subject for r in store.audit.records() if r.kind.startswith("action.")}
-    return [store.actions.find(key) for key in sorted(keys)]
+def action(store_path: Path, step: str) -> tuple[str, str] | None:
+    """(idempotency key, status) of a step's action record, read without taking any lock."""
+    if not store_path.exists():
+        return None
+    with contextlib.closing(
+        sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=10)
+    ) as db:
+        try:
+            row = db.execute(
+                "SELECT idempotency_key, status FROM actions WHERE idempotency_key LIKE ?",
+                (f"%/{step}",),
+            ).fetchone()
+        except sqlite3.OperationalError:  # the controller has not created its tables yet
+            return None
+    return None if row is None else (row[0], row[1])
 
 
 def test_killed_controller_resumes_and_scales_exactly_once(
@@ -96,7 +102,7 @@ def test_killed_controller_resumes_and_scales_exactly_once(
             if not database.exists():
                 return False
             record = action(database, "scale")
-            return record is not None and record.status == ActionStatus.SUCCEEDED
+            return record is not None and record[1] == ActionStatus.SUCCEEDED
 
         wait_until(scaled, timeout=120, interval=0.05)
         os.kill(first.pid, signal.SIGKILL)
@@ -112,10 +118,10 @@ def test_killed_controller_resumes_and_scales_exactly_once(
 
         def verified() -> Any:
             record = action(database, "verify")
-            return record if record is not None and record.status != ActionStatus.STARTED else None
+            return record if record is not None and record[1] != ActionStatus.STARTED else None
 
         record = wait_until(verified, timeout=120, interval=0.2)
-        assert record.status == ActionStatus.SUCCEEDED, log.read_text()
+        assert record[1] == ActionStatus.SUCCEEDED, log.read_text()
         time.sleep(0.5)
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=30) == 0, log.read_text()

@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-import stack
 from selfheal.domain.errors import PermanentError, TemporaryError
 from selfheal.telemetry import promql
 from selfheal.telemetry.prometheus_source import PrometheusSource
 
+import stack
 import support
 
 
@@ -56,7 +56,10 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
                 return int(counted[0][1]) if counted else 0
 
             # Target discovery holds the first scrape back ~5 s; three give rates two points.
-            support.wait_until(lambda: scrapes() >= 3, timeout=60)
+            try:
+                support.wait_until(lambda: scrapes() >= 3, timeout=60, interval=0.25)
+            except pytest.fail.Exception:
+                pytest.fail(f"Prometheus did not scrape the twin:\n{prometheus.log}")
             [(_, at)] = source.instant("timestamp(up)", at=time.time())
             yield Scraped(prometheus.url, source, twin, at)
     finally:

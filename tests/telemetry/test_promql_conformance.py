@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import stack
 from selfheal.telemetry import TSDB, promql
 from selfheal.telemetry.prometheus_source import PrometheusSource
 from selfheal.telemetry.tsdb import STALE_NAN, Labels
 
+import stack
 import support
 
 # 20 scenario seconds per real second: the flash sale's surge is on while Prometheus
@@ -240,7 +240,12 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
             PrometheusSource(process.url) as prometheus,
         ):
             # The first scrape comes ~5 s after start (target discovery is throttled).
-            support.wait_until(lambda: recorded_scrapes(prometheus) >= SCRAPES, timeout=60)
+            try:
+                support.wait_until(
+                    lambda: recorded_scrapes(prometheus) >= SCRAPES, timeout=60, interval=0.25
+                )
+            except pytest.fail.Exception:
+                pytest.fail(f"Prometheus took too long to scrape {SCRAPES} times:\n{process.log}")
             [(_, end)] = prometheus.instant("timestamp(up)", at=time.time())
             twin.server.stop()  # nothing after `end` is compared
             db, scrapes = load(export(prometheus, at=end))
