@@ -26,13 +26,13 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from starlette.exceptions import StarletteDeprecationWarning
 
 import selfheal.api
-import stack
 from selfheal.api import create_app
 from selfheal.domain.errors import TemporaryError
 from selfheal.domain.model import AlertState
 from selfheal.telemetry import receivers
 from selfheal.telemetry.receivers import alertmanager, otlp, remote_write
 
+import stack
 from support import wait_until
 
 with warnings.catch_warnings():

@@ -25,7 +25,7 @@ def test_dot_forms_and_missing_labels() -> None:
         ("{{ $value | humanizePercentage }}", 0.4567, "45.67%"),
         ("{{ $value | humanize }}", 1234567.0, "1.235M"),
         ("{{ $value | humanizeDuration }}", 0.25, "250ms"),
-        ("{{ $value | humanizeDuration }}", 3725.0, "1h2m5s"),
+        ("{{ $value | humanizeDuration }}", 3725.0, "1h 2m 5s"),
         ('{{ printf "%.1f" $value }}', 0.987, "1.0"),
     ],
 )
@@ -47,3 +47,18 @@ def test_values_print_in_shortest_round_trip_form() -> None:
     assert format_value(3.0) == "3"
     assert format_value(0.1 + 0.2) == "0.30000000000000004"
     assert format_value(float("inf")) == "+Inf"
+
+
+def test_large_and_tiny_values_print_in_go_exponent_form() -> None:
+    """From 1e6 up and below 1e-4, `$value` uses Go's exponent form with two digits."""
+    assert format_value(1e6) == "1e+06"
+    assert format_value(123456.0) == "123456"
+    assert format_value(1234567.0) == "1.234567e+06"
+    assert format_value(0.00001) == "1e-05"
+
+
+def test_humanize_keeps_values_between_one_and_a_thousand_unprefixed() -> None:
+    """42.5 stays 42.5; 1234.5 becomes 1.234k; 0.0025 becomes 2.5m."""
+    assert Template("{{ $value | humanize }}").render(labels={}, value=42.5) == "42.5"
+    assert Template("{{ $value | humanize }}").render(labels={}, value=1234.5) == "1.234k"
+    assert Template("{{ $value | humanize }}").render(labels={}, value=0.0025) == "2.5m"

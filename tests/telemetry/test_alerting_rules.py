@@ -81,7 +81,9 @@ def test_keep_firing_for_holds_a_firing_alert(tmp_path: Path) -> None:
     feed(db, 40, 1)
     assert states(evaluator, 40) == [("a", AlertState.FIRING)]
     feed(db, 50, 1)
-    assert states(evaluator, 50) == [("a", AlertState.RESOLVED)]
+    assert states(evaluator, 50) == [("a", AlertState.FIRING)]
+    feed(db, 60, 1)
+    assert states(evaluator, 60) == [("a", AlertState.RESOLVED)]
 
 
 def test_each_label_set_is_its_own_alert(tmp_path: Path) -> None:

@@ -32,18 +32,25 @@ def rules() -> None:
 
 
 @rules_app.command("test")
-def test(
+def run_tests(
     files: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
-            help="Test files in promtool's format (`promtool test rules`).", metavar="FILE..."
+            help="Test files in promtool's format (`promtool test rules`).",
+            metavar="FILE",
+            show_default=False,
         ),
-    ],
+    ] = None,
 ) -> None:
     """Run rule unit tests; exit 0 when all pass, 1 when any fails or is malformed."""
+    # promtool exits 1 for every kind of refusal, a missing argument included, so these
+    # checks are ours rather than Click's (which would exit 2).
+    if not files:
+        print("error: give at least one test file: selfheal rules test FILE...", file=sys.stderr)
+        raise typer.Exit(code=1)
     missing = [name for name in files if not Path(name).exists()]
     if missing:
-        # promtool checks every path before testing any, and exits 1.
+        # promtool checks every path before testing any.
         for name in missing:
             print(f"error: path {name!r} does not exist", file=sys.stderr)
         raise typer.Exit(code=1)

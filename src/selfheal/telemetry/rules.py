@@ -253,10 +253,14 @@ class RuleEvaluator:
                 try:
                     vector = self._source.instant(rule.expr, at=at)
                 except SelfhealError as exc:
+                    # A failed evaluation (a query error, Prometheus unreachable) changes
+                    # nothing: recorded series stay, and alerts keep their state rather than
+                    # resolving, as Prometheus does.
                     self.errors.append(f"{rule.location}: {exc}")
-                    if rule.spec.record is not None:
-                        continue  # a failed evaluation ends none of the recorded series
-                    vector = []
+                    if rule.spec.alert is not None:
+                        name = rule.spec.alert
+                        alerts += [_to_alert(name, active) for active in state.active.values()]
+                    continue
                 if rule.spec.record is not None:
                     self._record(rule, state, vector, at=at)
                     continue
@@ -301,13 +305,13 @@ class RuleEvaluator:
             # rule labels and alertname not), as in Prometheus; a label that renders empty
             # is removed, even one the series had.
             extra = {
-                k: t.render(labels=labels, value=value, external=self._external)
+                k: _render(t, labels=labels, value=value, external=self._external)
                 for k, t in rule.label_templates.items()
             }
             merged = {**{k: v for k, v in labels.items() if k != "__name__"}, **extra}
             full = {**{k: v for k, v in merged.items() if v}, "alertname": name}
             annotations = {
-                k: t.render(labels=labels, value=value, external=self._external)
+                k: _render(t, labels=labels, value=value, external=self._external)
                 for k, t in rule.annotation_templates.items()
             }
             key = tuple(sorted(full.items()))
@@ -336,6 +340,21 @@ class RuleEvaluator:
                 if at - current.missing_since >= rule.spec.keep_firing_for:
                     current.resolved_at = at
         return [_to_alert(name, current) for current in state.active.values()]
+
+
+def _render(
+    template: templates.Template,
+    *,
+    labels: Mapping[str, str],
+    value: float,
+    external: Mapping[str, str],
+) -> str:
+    try:
+        return template.render(labels=labels, value=value, external=external)
+    except templates.TemplateError as exc:
+        # As in Prometheus, the alert still goes out, with the error in place of the text,
+        # rather than one bad label value stopping every rule's evaluation.
+        return f"<error expanding template: {exc}>"
 
 
 def _to_alert(name: str, current: _Active) -> Alert:

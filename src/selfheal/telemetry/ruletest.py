@@ -18,10 +18,15 @@ its quirks, because teams keep one test file for both tools:
 - the report goes to stdout (`Unit Testing:  FILE`, `  SUCCESS`) and stderr (`  FAILED:`
   and one block per failure), and the exit code is 1 when anything failed.
 
-Two things differ on purpose, both documented in docs/rules.md: a group without
-`interval` uses `evaluation_interval` (2.42 used 0, piling every sample onto t=0; later
-promtool releases default as here), and a malformed file is refused whole with a
+What differs on purpose is listed in docs/rules.md; the two a user meets first: a group
+without `interval` uses `evaluation_interval` (2.42 used 0, piling every sample onto t=0;
+later promtool releases default as here), and a malformed file is refused whole with a
 `ConfigError` naming file:line:col rather than Go's YAML message.
+
+The module is long (~700 lines) on purpose: the file format, the run and the report are
+one contract with promtool, each part meaningful only with the others, and the sections
+below (reading, preparing, running, printing) keep it navigable. The value and label-set
+notations, which stand alone, are in `series_notation`.
 """
 
 from __future__ import annotations
@@ -97,22 +102,26 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
 
 
 def _load_document(text: str, *, source: str) -> sourced_yaml.SourcedDocument:
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
+        # One pass keeps the node tree (for positions) and builds the data from it.
+        root = loader.get_single_node()
+        data = None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = SourceLocation(source, mark.line + 1, mark.column + 1) if mark else None
         raise ConfigError(f"invalid YAML: {exc.problem}", location=where) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", location=SourceLocation(source)) from exc
+    finally:
+        loader.dispose()
     if root is not None:
         _refuse_duplicate_keys(root, source=source)
     return sourced_yaml.SourcedDocument(source=source, data={} if data is None else data, root=root)
 
 
 def _refuse_duplicate_keys(node: yaml.Node, *, source: str) -> None:
-    """promtool refuses a key given twice; PyYAML would silently keep the last one."""
+    """Refuse a key given twice, as promtool does; PyYAML would keep the last silently."""
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
@@ -140,11 +149,11 @@ def parse_duration_ms(value: object) -> int:
         return 0
     if not isinstance(value, str):
         raise ValueError(f"not a valid duration: {value!r}; write it with a unit, like 90s or 5m")
-    if value == "":
-        raise ValueError("empty duration string")
-    found = _DURATION.fullmatch(value)
     if value == "0":
         return 0
+    if not value:
+        raise ValueError("empty duration string")
+    found = _DURATION.fullmatch(value)
     if found is None or not any(found.groups()):
         raise ValueError(f"not a valid duration string: {value!r}; use units like 1h30m or 90s")
     return sum(int(n) * size for n, size in zip(found.groups(), _DURATION_MS, strict=True) if n)
@@ -325,10 +334,12 @@ def _rule_paths(test_file: Path, patterns: Sequence[str], warnings: list[str]) -
             if not pattern or Path(pattern).is_absolute()
             else str(test_file.parent / pattern)
         )
-        matches = sorted(glob.glob(full, include_hidden=True)) if full else []
+        # Path.glob takes no absolute patterns, and rule_files may be absolute.
+        matches = sorted(glob.glob(full, include_hidden=True)) if full else []  # noqa: PTH207
         if not matches:
             warnings.append(full)
-        found += [Path(match) for match in matches]
+        # A file matched twice is loaded once: promtool keys groups by file and name.
+        found += [Path(match) for match in matches if Path(match) not in found]
     return found
 
 
@@ -378,8 +389,8 @@ def _prepare(
         labels = _notation(document, [*at, "series"], item.series, series_notation.parse_labels)
         values = _notation(document, [*at, "values"], item.values, series_notation.expand_values)
         series.append((labels, values))
-    for number, case in enumerate(test.alert_rule_test):
-        if not case.alertname:
+    for number, alert_case in enumerate(test.alert_rule_test):
+        if not alert_case.alertname:
             raise ConfigError(
                 "an alert_rule_test item needs an alertname",
                 location=document.locate([*where, "alert_rule_test", number]),
@@ -489,7 +500,8 @@ class _GroupRun:
 
     def __post_init__(self) -> None:
         spec = self.test.spec
-        times = [case.eval_time for case in (*spec.alert_rule_test, *spec.promql_expr_test)]
+        times = [case.eval_time for case in spec.alert_rule_test]
+        times += [case.eval_time for case in spec.promql_expr_test]
         self.end = max(times, default=0)
         steps = self.end // self.evaluation_ms + 1
         longest = max((len(values) for _, values in self.test.series), default=0)
@@ -549,13 +561,21 @@ class _GroupRun:
 
     def _write_alert_series(self, index: int, *, at: float) -> None:
         """ALERTS and ALERTS_FOR_STATE, as Prometheus writes them for pending and firing alerts."""
+        # Prometheus starts these series from the rule's labels as written, so a label
+        # template that rendered empty (and left the alert) shows up here unrendered.
+        written_labels = {
+            rule.spec.alert: rule.spec.labels
+            for rule in self.groups[index].rules
+            if rule.spec.alert
+        }
         samples: list[tuple[dict[str, str], float]] = []
         for alert in self.alerts[index]:
             if alert.state is AlertState.RESOLVED:
                 continue
-            state = {**alert.labels, METRIC_NAME: "ALERTS", "alertstate": alert.state.value}
+            labels = {**written_labels.get(alert.name, {}), **alert.labels}
+            state = {**labels, METRIC_NAME: "ALERTS", "alertstate": alert.state.value}
             samples.append((state, 1.0))
-            samples.append(({**alert.labels, METRIC_NAME: "ALERTS_FOR_STATE"}, alert.active_at))
+            samples.append(({**labels, METRIC_NAME: "ALERTS_FOR_STATE"}, alert.active_at))
         written = {Labels(labels) for labels, _ in samples}
         stale = [labels for labels in self.alert_series[index] if labels not in written]
         self.db.ingest(at=at, samples=samples, stale=stale)

@@ -7,7 +7,6 @@ scraped TSDB or against a real Prometheus HTTP API, chosen in config.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -47,7 +46,7 @@ class LocalSource:
 def vector_pairs(result: Any) -> Pairs:
     """Normalize an evaluator result into (labels, value) pairs."""
     if isinstance(result, promql.Scalar):
-        return [] if math.isnan(result.value) else [({}, float(result.value))]
+        return [({}, float(result.value))]
     if isinstance(result, promql.Vector):
         return [(sample.labels.to_dict(), float(sample.value)) for sample in result]
     raise promql.PromQLError(

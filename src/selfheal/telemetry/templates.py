@@ -9,6 +9,7 @@ template, so an alert never goes out with a template error in its text.
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -25,55 +26,63 @@ class TemplateError(ValueError):
     """A template uses something this subset does not support."""
 
 
+def _go_g(value: float, precision: int = 4) -> str:
+    """Go's `%.4g`: like Python's, but NaN and infinities are spelt the Go way."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:.{precision}g}"
+
+
+def _scaled(value: float, prefixes: str, *, up: bool) -> tuple[float, str]:
+    """Scale by 1000 per prefix (up: while |v| >= 1000; down: while |v| < 1), as Prometheus."""
+    prefix = ""
+    for candidate in prefixes:
+        if (abs(value) < 1000) if up else (abs(value) >= 1):
+            break
+        prefix = candidate
+        value = value / 1000 if up else value * 1000
+    return value, prefix
+
+
 def _si(value: float) -> str:
+    """`humanize`: SI prefixes, four significant digits (k, M, ... and m, u, ...)."""
     if value == 0 or math.isnan(value) or math.isinf(value):
-        return f"{value:.4g}"
-    magnitude = abs(value)
-    for factor, suffix in (
-        (1e24, "Y"),
-        (1e21, "Z"),
-        (1e18, "E"),
-        (1e15, "P"),
-        (1e12, "T"),
-        (1e9, "G"),
-        (1e6, "M"),
-        (1e3, "k"),
-    ):
-        if magnitude >= factor:
-            return f"{value / factor:.4g}{suffix}"
-    for factor, suffix in (
-        (1e-3, "m"),
-        (1e-6, "u"),
-        (1e-9, "n"),
-        (1e-12, "p"),
-        (1e-15, "f"),
-        (1e-18, "a"),
-        (1e-21, "z"),
-        (1e-24, "y"),
-    ):
-        if magnitude >= factor:
-            return f"{value / factor:.4g}{suffix}"
-    return f"{value:.4g}"
+        return _go_g(value)
+    scaled, prefix = (
+        _scaled(value, "kMGTPEZY", up=True)
+        if abs(value) >= 1
+        else _scaled(value, "munpfazy", up=False)
+    )
+    return f"{_go_g(scaled)}{prefix}"
 
 
 def _duration(value: float) -> str:
+    """`humanizeDuration`: `1d 2h 3m 4s` from a minute up, `12.5s`, or `250ms` below 1 s."""
     if math.isnan(value) or math.isinf(value):
-        return f"{value:.4g}"
-    if abs(value) < 1:
-        return f"{value * 1000:.4g}ms"
-    sign = "-" if value < 0 else ""
-    seconds = abs(value)
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, whole = divmod(rest, 60)
-    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    parts.append(f"{whole + seconds % 1:.4g}s" if seconds % 1 else f"{whole}s")
-    return sign + "".join(parts)
+        return _go_g(value)
+    if value == 0:
+        return f"{_go_g(value)}s"
+    if abs(value) >= 1:
+        sign = "-" if value < 0 else ""
+        whole = int(abs(value))
+        seconds, minutes = whole % 60, (whole // 60) % 60
+        hours, days = (whole // 3600) % 24, whole // 86400
+        if days:
+            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
+        if hours:
+            return f"{sign}{hours}h {minutes}m {seconds}s"
+        if minutes:
+            return f"{sign}{minutes}m {seconds}s"
+        return f"{sign}{_go_g(abs(value))}s"
+    scaled, prefix = _scaled(value, "munpfazy", up=False)
+    return f"{_go_g(scaled)}{prefix}s"
 
 
 _FUNCTIONS: dict[str, Callable[[str], str]] = {
     "humanize": lambda text: _si(float(text)),
-    "humanizePercentage": lambda text: f"{float(text) * 100:.4g}%",
+    "humanizePercentage": lambda text: f"{_go_g(float(text) * 100)}%",
     "humanizeDuration": lambda text: _duration(float(text)),
     "toUpper": str.upper,
     "toLower": str.lower,
@@ -82,13 +91,29 @@ _FUNCTIONS: dict[str, Callable[[str], str]] = {
 
 
 def format_value(value: float) -> str:
-    """`$value` as Prometheus prints a float64: shortest round-trip form."""
+    """`$value` as Go prints a float64 with `%v`: shortest digits, exponent from 1e+06 up.
+
+    Go switches to exponent form when the decimal exponent is below -4 or at least 6 (for
+    shortest formatting it decides with precision 6), and writes at least two exponent
+    digits: 1000000 -> `1e+06`, 123456 -> `123456`, 0.00001 -> `1e-05`.
+    """
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    text = repr(value)
-    return text.removesuffix(".0") if text.endswith(".0") and "e" not in text else text
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    number = decimal.Decimal(repr(value)).normalize()
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    text_digits = "".join(str(d) for d in digits)
+    decimal_exponent = len(digits) + exponent - 1
+    minus = "-" if sign else ""
+    if decimal_exponent < -4 or decimal_exponent >= 6:
+        mantissa = text_digits[0] + ("." + text_digits[1:] if len(text_digits) > 1 else "")
+        direction = "+" if decimal_exponent >= 0 else "-"
+        return f"{minus}{mantissa}e{direction}{abs(decimal_exponent):02d}"
+    return minus + format(abs(number), "f")
 
 
 @dataclass(frozen=True)

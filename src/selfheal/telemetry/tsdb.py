@@ -245,6 +245,9 @@ _POSIX_CLASS = re.compile(r"\[:(\w+):\]")
 _UNSUPPORTED_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
 
 
+_LEADING_FLAGS = re.compile(r"^\(\?([ims]+)\)")
+
+
 def compile_regex(pattern: str) -> re.Pattern[str]:
     r"""Compile an RE2 pattern (Prometheus' dialect) for `fullmatch`; ValueError if invalid.
 
@@ -262,6 +265,12 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
         with warnings.catch_warnings():
             # Python warns about '[[' (a possible future set syntax); RE2 has no such plan.
             warnings.simplefilter("ignore", FutureWarning)
+            # RE2's leading flag group `(?i)` applies to the whole pattern; Python refuses it
+            # inside the group we wrap around it, so it becomes a scoped `(?i:...)`.
+            flags = _LEADING_FLAGS.match(translated)
+            if flags:
+                body = translated[flags.end() :]
+                return re.compile(f"(?{flags.group(1)}:{body})", re.ASCII)
             return re.compile(f"(?:{translated})", re.ASCII)
     except re.error as exc:
         raise ValueError(f"error parsing regexp: {exc} in {pattern!r}") from exc
