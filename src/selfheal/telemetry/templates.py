@@ -58,7 +58,7 @@ def _si(value: float) -> str:
     return f"{_go_g(scaled)}{prefix}"
 
 
-def _duration(value: float) -> str:
+def _duration(value: float) -> str:  # noqa: PLR0911 - one return per unit, as Prometheus
     """`humanizeDuration`: `1d 2h 3m 4s` from a minute up, `12.5s`, or `250ms` below 1 s."""
     if math.isnan(value) or math.isinf(value):
         return _go_g(value)
