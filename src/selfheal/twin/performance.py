@@ -32,6 +32,8 @@ BURST_FACTOR = 1.5
 LATENCY_SIGMA = 0.35
 # Clients give up after this long; requests queued longer are dropped as 504s.
 CLIENT_TIMEOUT_S = 1.0
+# Bisection never looks below e**-40 s: far under any latency worth reporting.
+_LOWEST_LOG_LATENCY = -40.0
 # Utilisation is capped here in the M/M/1 formula; the backlog accounts for the rest.
 _MAX_RHO = 0.95
 
@@ -150,6 +152,9 @@ def mixture_quantile(
     high = math.log(max(max(candidates, default=1.0), 1e-6)) + 1.0
     while cdf(high) < q:
         high += 1.0
+    # Point masses can put the quantile below every component's own quantile.
+    while cdf(low) >= q and low > _LOWEST_LOG_LATENCY:
+        low -= 1.0
     # 40 halvings of a range of a few e-folds resolve the quantile to well under 1e-9 s.
     for _ in range(40):
         middle = (low + high) / 2
