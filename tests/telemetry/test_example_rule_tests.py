@@ -23,7 +23,7 @@ def test_the_example_rule_tests_pass_under_selfheal() -> None:
 
 
 def test_the_example_rule_tests_pass_under_promtool() -> None:
-    """promtool agrees: the example rules and their tests are valid Prometheus."""
+    """Promtool agrees: the example rules and their tests are valid Prometheus."""
     if shutil.which("promtool") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI must have promtool (.ci/run installs the prometheus package)")
