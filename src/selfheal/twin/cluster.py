@@ -142,6 +142,11 @@ class Event:
     count: int = 1
 
 
+def type_name(subject: object) -> str:
+    """The Kubernetes kind of one of the cluster's objects (its class name)."""
+    return type(subject).__name__
+
+
 def template_hash(template: dict[str, Any]) -> str:
     """A stable short hash of a pod template, like Kubernetes' `pod-template-hash`."""
     digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
@@ -234,10 +239,8 @@ class Cluster:
         if manifest["spec"] != old_spec:
             deployment.generation += 1
         if manifest["spec"].get("replicas") != old_spec.get("replicas"):
-            self.record_event(
-                kind="Deployment",
-                name=name,
-                uid=deployment.uid,
+            self.note(
+                deployment,
                 now=now,
                 reason="ScalingReplicaSet",
                 message=f"Scaled deployment {name} from {old_spec.get('replicas')} to "
@@ -249,10 +252,8 @@ class Cluster:
 
     def delete_pod(self, name: str, *, now: float) -> Pod:
         pod = self.pods.pop(name)
-        self.record_event(
-            kind="Pod",
-            name=name,
-            uid=pod.uid,
+        self.note(
+            pod,
             now=now,
             reason="Killing",
             message=f"Stopping container {pod.service}",
@@ -265,10 +266,8 @@ class Cluster:
         pod.restarts += 1
         pod.ready_since = None
         pod.started_at = now
-        self.record_event(
-            kind="Pod",
-            name=pod.name,
-            uid=pod.uid,
+        self.note(
+            pod,
             now=now,
             reason="BackOff",
             type="Warning",
@@ -279,14 +278,32 @@ class Cluster:
         node = self.nodes[name]
         node.ready = ready
         node.lost_at = None if ready else now
-        self.record_event(
-            kind="Node",
-            name=name,
-            uid=node.uid,
+        self.note(
+            node,
             now=now,
             reason="NodeReady" if ready else "NodeNotReady",
             type="Normal" if ready else "Warning",
             message=f"Node {name} status is now: {'NodeReady' if ready else 'NodeNotReady'}",
+        )
+
+    def note(
+        self,
+        subject: Pod | ReplicaSet | Deployment | Node,
+        *,
+        now: float,
+        reason: str,
+        message: str,
+        type: str = "Normal",  # noqa: A002 - the Kubernetes field is called `type`
+    ) -> None:
+        """Record an event about one of the cluster's objects."""
+        self.record_event(
+            kind=type_name(subject),
+            name=subject.name,
+            uid=subject.uid,
+            now=now,
+            reason=reason,
+            message=message,
+            type=type,
         )
 
     def record_event(
@@ -378,10 +395,8 @@ class Cluster:
             return
         verb = "up" if replicas > replicaset.replicas else "down"
         replicaset.replicas = replicas
-        self.record_event(
-            kind="Deployment",
-            name=deployment.name,
-            uid=deployment.uid,
+        self.note(
+            deployment,
             now=now,
             reason="ScalingReplicaSet",
             message=f"Scaled {verb} replica set {replicaset.name} to {replicas}",
@@ -406,10 +421,8 @@ class Cluster:
             pods.sort(key=lambda pod: (pod.node is not None, pod.ready, -pod.created_at))
             for pod in pods[:-missing]:
                 del self.pods[pod.name]
-                self.record_event(
-                    kind="ReplicaSet",
-                    name=replicaset.name,
-                    uid=replicaset.uid,
+                self.note(
+                    replicaset,
                     now=now,
                     reason="SuccessfulDelete",
                     message=f"Deleted pod: {pod.name}",
@@ -439,10 +452,8 @@ class Cluster:
             created_at=now,
         )
         self.pods[name] = pod
-        self.record_event(
-            kind="ReplicaSet",
-            name=replicaset.name,
-            uid=replicaset.uid,
+        self.note(
+            replicaset,
             now=now,
             reason="SuccessfulCreate",
             message=f"Created pod: {name}",
@@ -463,10 +474,8 @@ class Cluster:
                 and self.requested_cpu(node.name) + pod.cpu_request <= node.cpu + 1e-9
             ]
             if not candidates:
-                self.record_event(
-                    kind="Pod",
-                    name=pod.name,
-                    uid=pod.uid,
+                self.note(
+                    pod,
                     now=now,
                     reason="FailedScheduling",
                     type="Warning",
@@ -478,10 +487,8 @@ class Cluster:
             node = min(candidates, key=lambda n: (self.requested_cpu(n.name) / n.cpu, n.name))
             pod.node = node.name
             pod.scheduled_at = now
-            self.record_event(
-                kind="Pod",
-                name=pod.name,
-                uid=pod.uid,
+            self.note(
+                pod,
                 now=now,
                 reason="Scheduled",
                 message=f"Successfully assigned {self.namespace}/{pod.name} to {node.name}",
@@ -498,10 +505,8 @@ class Cluster:
             if pod.started_at is None:
                 pod.started_at = now
                 pod.phase = "Running"
-                self.record_event(
-                    kind="Pod",
-                    name=pod.name,
-                    uid=pod.uid,
+                self.note(
+                    pod,
                     now=now,
                     reason="Started",
                     message=f"Started container {pod.service}",
@@ -515,10 +520,8 @@ class Cluster:
                 continue
             for pod in [pod for pod in self.pods.values() if pod.node == node.name]:
                 del self.pods[pod.name]
-                self.record_event(
-                    kind="Pod",
-                    name=pod.name,
-                    uid=pod.uid,
+                self.note(
+                    pod,
                     now=now,
                     reason="TaintManagerEviction",
                     message=f"Marking for deletion Pod {self.namespace}/{pod.name}",
