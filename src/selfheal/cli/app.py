@@ -263,14 +263,27 @@ def twin(
         handle.stop()
 
 
-@app.command()
-def bench(
+bench_app = typer.Typer(
+    help="Measure speed and quality (figures for BENCHMARKS.md).", invoke_without_command=True
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.callback()
+def bench(context: typer.Context) -> None:
+    """Measure speed and quality; without a subcommand, the closed loop and its stages."""
+    if context.invoked_subcommand is None:
+        bench_loop(as_json=False, config=None)
+
+
+@bench_app.command("loop")
+def bench_loop(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: Annotated[
         Path | None, typer.Option("--config", help="Default: examples/flash-sale/selfheal.yaml")
     ] = None,
 ) -> None:
-    """Measure the loop end to end and its stages (figures for BENCHMARKS.md)."""
+    """The closed loop end to end (both demo scenarios) and its stages."""
     from selfheal.cli import bench as benchmarks  # noqa: PLC0415 - only this command needs it
 
     try:
