@@ -296,6 +296,30 @@ def bench_loop(
     timeline.print_bench(_console, results)
 
 
+@bench_app.command("nab")
+def bench_nab(
+    data: Annotated[Path, typer.Option("--data", help="A corpus in NAB's layout.")],
+    detector: Annotated[
+        str | None, typer.Option("--detector", help="A detector name (default: the best).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    results_out: Annotated[
+        Path | None, typer.Option("--results-out", help="Write NAB-format result CSVs here.")
+    ] = None,
+) -> None:
+    """Score a streaming detector on a NAB corpus by NAB's rules (docs/nab.md)."""
+    from selfheal.cli import nab_bench  # noqa: PLC0415 - only this command needs it
+
+    try:
+        result = nab_bench.run(data=data, detector=detector, results_out=results_out)
+    except ConfigError as error:
+        raise _fail(error) from None
+    if as_json:
+        print(json.dumps(result))
+    else:
+        nab_bench.print_result(_console, result)
+
+
 def main() -> None:
     try:
         app()

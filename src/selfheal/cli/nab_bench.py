@@ -1,0 +1,67 @@
+"""`selfheal bench nab`: a detector on a NAB corpus, scored by NAB's rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from selfheal.detection.nab import baselines, corpus
+from selfheal.detection.nab import harness as nab_harness
+from selfheal.domain.errors import ConfigError, SourceLocation
+
+_PROFILE_KEYS = {
+    "standard": "standard",
+    "reward_low_FP_rate": "reward_low_FP_rate",
+    "reward_low_FN_rate": "reward_low_FN_rate",
+}
+
+
+def detectors() -> dict[str, Callable[[], nab_harness.Detector]]:
+    """Detector factories by name; the first is the default."""
+    return {"windowed-gaussian": baselines.WindowedGaussian}
+
+
+def run(*, data: Path, detector: str | None, results_out: Path | None) -> dict[str, Any]:
+    available = detectors()
+    name = detector or next(iter(available))
+    if name not in available:
+        raise ConfigError(
+            f"no detector named {name!r}; available: {', '.join(available)}",
+            location=SourceLocation("--detector"),
+        )
+    if not (data / "data").is_dir() or not (data / "labels").is_dir():
+        raise ConfigError(
+            f"{data} is not a corpus in NAB's layout (data/ and labels/)",
+            location=SourceLocation("--data"),
+        )
+    loaded = corpus.load_corpus(data)
+    evaluation = nab_harness.evaluate(loaded, available[name])
+    if results_out is not None:
+        nab_harness.write_results(results_out, data=loaded, run=evaluation.run, detector=name)
+    memory = evaluation.run.peak_memory_bytes
+    return {
+        "detector": name,
+        "files": len(loaded.series),
+        "scores": {r.profile.name: round(r.normalized, 2) for r in evaluation.results},
+        "thresholds": {r.profile.name: r.threshold for r in evaluation.results},
+        "us_per_sample": round(evaluation.run.microseconds_per_sample, 3),
+        "peak_memory_mb": None if memory is None else round(memory / 2**20, 3),
+    }
+
+
+def print_result(console: Console, result: dict[str, Any]) -> None:
+    table = Table(
+        title=f"NAB: {result['detector']} on {result['files']} files", header_style="bold"
+    )
+    for column in ("profile", "normalized score", "threshold"):
+        table.add_column(column, justify="right")
+    for profile, score in result["scores"].items():
+        table.add_row(profile, f"{score:.2f}", f"{result['thresholds'][profile]:.6g}")
+    console.print(table)
+    console.print(
+        f"{result['us_per_sample']} us per sample, peak memory {result['peak_memory_mb']} MB"
+    )
