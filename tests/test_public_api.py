@@ -137,6 +137,7 @@ SURFACES = {
         "verify",
     ],
     "api": ["AlertSink", "SampleSink", "app", "create_app", "ports"],
+    "detection": ["nab"],
     "runtime": [
         "Controller",
         "Settings",
