@@ -137,7 +137,15 @@ SURFACES = {
         "verify",
     ],
     "api": ["AlertSink", "SampleSink", "app", "create_app", "ports"],
-    "detection": ["nab"],
+    "detection": [
+        "changepoint",
+        "contract",
+        "likelihood",
+        "nab",
+        "registry",
+        "robust",
+        "seasonal",
+    ],
     "runtime": [
         "Controller",
         "Settings",

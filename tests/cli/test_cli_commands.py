@@ -155,3 +155,40 @@ def test_audit_verify_passes_then_names_the_first_tampered_record(tmp_path: Path
     broken = selfheal("audit", "verify", "--state-dir", str(state))
     assert broken.returncode == 1
     assert f"broken at record {seq}" in broken.stdout
+
+
+NAB = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nab"
+
+
+def test_bench_nab_scores_a_detector_and_writes_nab_result_files(tmp_path: Path) -> None:
+    """`bench nab --json` prints scores, thresholds, cost and memory; CSVs are written."""
+    if not NAB.is_dir():
+        pytest.skip(f"the NAB development subset is not at {NAB}")
+    result = selfheal(
+        "bench",
+        "nab",
+        "--data",
+        str(NAB),
+        "--detector",
+        "windowed-gaussian",
+        "--json",
+        "--results-out",
+        str(tmp_path),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["scores"]) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
+    assert report["files"] == 38
+    assert {"thresholds", "us_per_sample", "peak_memory_mb", "detector"} <= report.keys()
+    written = sorted(tmp_path.rglob("*.csv"))
+    assert len(written) == 38
+    header = written[0].read_text(encoding="utf-8").splitlines()[0]
+    assert header == "timestamp,value,anomaly_score,label"
+
+
+def test_bench_nab_refuses_a_directory_that_is_not_a_corpus(tmp_path: Path) -> None:
+    """A --data directory without NAB's layout is a one-line error, exit 2."""
+    result = selfheal("bench", "nab", "--data", str(tmp_path))
+    assert result.returncode == 2
+    assert "NAB's layout" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from selfheal.detection import contract, registry
 from selfheal.detection.nab import baselines, corpus
 from selfheal.detection.nab import harness as nab_harness
 from selfheal.domain.errors import ConfigError, SourceLocation
@@ -20,9 +22,28 @@ _PROFILE_KEYS = {
 }
 
 
+class _Streaming:
+    """NAB's harness wants score-then-learn in one call: `process_one` is exactly that."""
+
+    def __init__(self, detector: contract.Detector) -> None:
+        self._detector = detector
+
+    def score_one(self, timestamp: float, value: float) -> float:
+        return self._detector.process_one(timestamp, value)
+
+
 def detectors() -> dict[str, Callable[[], nab_harness.Detector]]:
-    """Detector factories by name; the first is the default."""
-    return {"windowed-gaussian": baselines.WindowedGaussian}
+    """Detector factories by name; the first is the default (the registry's)."""
+    names = [registry.DEFAULT, *sorted(set(registry.DETECTORS) - {registry.DEFAULT})]
+    found: dict[str, Callable[[], nab_harness.Detector]] = {
+        name: functools.partial(_wrap, registry.DETECTORS[name]) for name in names
+    }
+    found["windowed-gaussian"] = baselines.WindowedGaussian
+    return found
+
+
+def _wrap(make: Callable[..., contract.Detector]) -> nab_harness.Detector:
+    return _Streaming(make(seed=0))
 
 
 def run(*, data: Path, detector: str | None, results_out: Path | None) -> dict[str, Any]:
