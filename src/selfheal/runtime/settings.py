@@ -126,7 +126,7 @@ class Settings(_Strict):
         return self
 
     def path(self, value: Path) -> Path:
-        return value if value.is_absolute() else (self.base_dir / value)
+        return value if value.is_absolute() else (self.base_dir / value).resolve()
 
 
 def load_settings(path: Path) -> Settings:
