@@ -17,7 +17,6 @@ import contextlib
 import logging
 import queue
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,7 +45,7 @@ from selfheal.runtime.telemetry_store import SharedTelemetry, SourceMetrics
 from selfheal.store import day_of, open_store
 from selfheal.telemetry import rules, scrape
 from selfheal.telemetry.prometheus_source import PrometheusSource
-from selfheal.telemetry.sources import InstantSource, LocalSource
+from selfheal.telemetry.sources import InstantSource
 from selfheal.workflows import WorkflowEngine, load_runbooks
 
 _log = logging.getLogger(__name__)
@@ -110,13 +109,12 @@ class Controller:
         self.state_dir = state_dir
         self.store = open_store(f"sqlite:///{state_dir / 'state.db'}")
         self.telemetry = SharedTelemetry(retention=settings.telemetry.retention)
-        metrics: MetricsQuery
-        if settings.telemetry.source.kind == "prometheus":
-            self.source: InstantSource = PrometheusSource(str(settings.telemetry.source.url))
-            metrics = SourceMetrics(self.source)
-        else:
-            self.source = LocalSource(self.telemetry)
-            metrics = self.telemetry
+        self.source: InstantSource = (
+            PrometheusSource(str(settings.telemetry.source.url))
+            if settings.telemetry.source.kind == "prometheus"
+            else self.telemetry
+        )
+        metrics = SourceMetrics(self.source)
         self.evaluator = rules.RuleEvaluator(
             self.rule_groups, source=self.source, external_labels=settings.external_labels
         )
@@ -374,8 +372,3 @@ def _incident_context(incident: Incident) -> dict[str, Any]:
 def _speed(clock: Clock) -> float:
     speed = getattr(clock, "speed", 1.0)
     return float(speed) if isinstance(speed, int | float) and speed > 0 else 1.0
-
-
-def state_paths(settings: Settings) -> tuple[Path, Path]:
-    state_dir = settings.path(settings.state_dir)
-    return state_dir / "state.db", state_dir / "workflows.db"

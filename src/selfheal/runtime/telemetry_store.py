@@ -12,13 +12,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from selfheal.actions.ports import QueriedSample
-from selfheal.domain.errors import PermanentError, SelfhealError
-from selfheal.telemetry import promql, rules, tsdb
-from selfheal.telemetry.sources import InstantSource
+from selfheal.telemetry import promql, tsdb
+from selfheal.telemetry.sources import InstantSource, LocalSource, Pairs
 
 
 class SharedTelemetry:
-    """A locked TSDB that is a scrape sink, a PromQL queryable and a MetricsQuery."""
+    """A locked TSDB: a scrape and receiver sink, a PromQL queryable, an InstantSource."""
 
     def __init__(self, *, retention: float) -> None:
         self._db = tsdb.TSDB(retention=retention)
@@ -44,31 +43,14 @@ class SharedTelemetry:
         with self._lock:
             return self._db.select(matchers, start=start, end=end)
 
-    def evaluate(self, expr: Any, *, at: float) -> list[tuple[dict[str, str], float]]:
+    def instant(self, expr: promql.Expr | str, *, at: float) -> Pairs:
+        """InstantSource: evaluated under the lock, so all of a query's selects agree."""
         with self._lock:
-            return rules.promql_instant(expr, storage=self._db, at=at)
-
-    def query(self, expr: str, *, at: float) -> Sequence[QueriedSample]:
-        try:
-            pairs = self.evaluate(expr, at=at)
-        except SelfhealError:
-            raise
-        except promql.PromQLError as exc:
-            raise PermanentError(f"invalid PromQL {expr!r}: {exc}") from exc
-        return [QueriedSample(labels, value) for labels, value in pairs]
-
-    @property
-    def storage(self) -> Any:
-        """The TSDB itself, for code that already holds the lock (rule evaluation)."""
-        return self._db
-
-    @property
-    def lock(self) -> threading.RLock:
-        return self._lock
+            return LocalSource(self._db).instant(expr, at=at)
 
 
 class SourceMetrics:
-    """`MetricsQuery` for verify steps over any InstantSource (a Prometheus, say)."""
+    """`MetricsQuery` for verify steps over any InstantSource (local or a Prometheus)."""
 
     def __init__(self, source: InstantSource) -> None:
         self._source = source

@@ -374,8 +374,3 @@ def _to_alert(name: str, current: _Active) -> Alert:
         fired_at=current.fired_at,
         resolved_at=current.resolved_at,
     )
-
-
-def promql_instant(expr: Any, *, storage: Any, at: float) -> list[tuple[dict[str, str], float]]:
-    """An instant query over a local Queryable, as (labels, value) pairs."""
-    return sources.LocalSource(storage).instant(expr, at=at)
