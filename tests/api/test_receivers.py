@@ -25,7 +25,6 @@ import uvicorn
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from starlette.exceptions import StarletteDeprecationWarning
 
-import selfheal.api
 from selfheal.api import create_app
 from selfheal.domain.errors import TemporaryError
 from selfheal.domain.model import AlertState
@@ -419,30 +418,6 @@ def test_a_busy_sink_makes_the_sender_retry_later() -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "3"
     assert "the bus is full" in response.json()["error"]
-
-
-def test_the_public_surfaces_are_pinned() -> None:
-    """selfheal.api and selfheal.telemetry.receivers export exactly these names."""
-    assert sorted(selfheal.api.__all__) == [
-        "AlertSink",
-        "SampleSink",
-        "app",
-        "create_app",
-        "ports",
-    ]
-    assert sorted(receivers.__all__) == [
-        "DeltaAccumulator",
-        "PayloadError",
-        "PayloadTooLarge",
-        "TimedSample",
-        "WebhookBatch",
-        "alertmanager",
-        "otlp",
-        "otlp_names",
-        "payload",
-        "protowire",
-        "remote_write",
-    ]
 
 
 # -- a real Alertmanager notifying the app over HTTP ------------------------------------------

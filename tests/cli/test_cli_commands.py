@@ -8,7 +8,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -126,13 +125,11 @@ def test_twin_refuses_a_taken_port(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        started = time.monotonic()
         result = selfheal(
             "twin", "--port", str(port), "--kubeconfig", str(tmp_path / "k"), timeout=60
         )
     assert result.returncode == 2
     assert f"127.0.0.1:{port}" in result.stderr
-    assert time.monotonic() - started < 60
 
 
 def test_audit_verify_passes_then_names_the_first_tampered_record(tmp_path: Path) -> None:

