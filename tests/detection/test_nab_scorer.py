@@ -124,7 +124,7 @@ class Recorder:
     def __init__(self, seen: list[tuple[object, ...]]) -> None:
         self.seen = seen
 
-    def score_one(self, *args: object, **kwargs: object) -> float:
+    def process_one(self, *args: object, **kwargs: object) -> float:
         assert not kwargs
         self.seen.append(args)
         return 0.0
@@ -171,9 +171,9 @@ def test_the_baseline_scores_an_outlier_near_one_and_the_mean_near_zero() -> Non
     rng = random.Random(7)
     detector = baselines.WindowedGaussian(window=500)
     for i in range(1000):
-        detector.score_one(float(i), 1e9 + rng.gauss(0.0, 1.0))
-    assert detector.score_one(1000.0, 1e9) < 0.5
-    assert detector.score_one(1001.0, 1e9 + 50.0) > 0.999
+        detector.process_one(float(i), 1e9 + rng.gauss(0.0, 1.0))
+    assert detector.process_one(1000.0, 1e9) < 0.5
+    assert detector.process_one(1001.0, 1e9 + 50.0) > 0.999
 
 
 def test_a_corpus_without_windows_has_no_normalized_score() -> None:

@@ -22,16 +22,6 @@ _PROFILE_KEYS = {
 }
 
 
-class _Streaming:
-    """NAB's harness wants score-then-learn in one call: `process_one` is exactly that."""
-
-    def __init__(self, detector: contract.Detector) -> None:
-        self._detector = detector
-
-    def score_one(self, timestamp: float, value: float) -> float:
-        return self._detector.process_one(timestamp, value)
-
-
 def detectors() -> dict[str, Callable[[], nab_harness.Detector]]:
     """Detector factories by name; the first is the default (the registry's)."""
     names = [registry.DEFAULT, *sorted(set(registry.DETECTORS) - {registry.DEFAULT})]
@@ -43,7 +33,7 @@ def detectors() -> dict[str, Callable[[], nab_harness.Detector]]:
 
 
 def _wrap(make: Callable[..., contract.Detector]) -> nab_harness.Detector:
-    return _Streaming(make(seed=0))
+    return make(seed=0)
 
 
 def run(*, data: Path, detector: str | None, results_out: Path | None) -> dict[str, Any]:

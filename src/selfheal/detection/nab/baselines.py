@@ -39,10 +39,10 @@ class WindowedGaussian:
         self._sum_sq = math.fsum((v - self._shift) ** 2 for v in self._values)
         self._since_refresh = 0
 
-    def score_one(self, timestamp: float, value: float) -> float:
-        del timestamp  # the score depends on recent values only
-        score = self._score(value)
-        self._learn(value)
+    def process_one(self, t: float, x: float) -> float:
+        del t  # the score depends on recent values only
+        score = self._score(x)
+        self._learn(x)
         return score
 
     def _score(self, value: float) -> float:
