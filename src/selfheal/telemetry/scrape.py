@@ -20,9 +20,9 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from selfheal.domain.time import Clock
+from selfheal.telemetry.text_format import parse_samples
 
 _log = logging.getLogger(__name__)
 LabelSet = tuple[tuple[str, str], ...]
@@ -61,16 +61,13 @@ class _TargetState:
 
 def parse_exposition(text: str, *, target: Target) -> list[tuple[dict[str, str], float]]:
     """Samples of a text exposition with the target's labels applied; ValueError if invalid."""
-    samples: list[tuple[dict[str, str], float]] = []
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = {"__name__": sample.name}
-            for name, value in sample.labels.items():
-                key = f"exported_{name}" if name in {"job", "instance"} else name
-                labels[key] = value
-            labels["job"] = target.job
-            labels["instance"] = target.instance
-            samples.append((labels, float(sample.value)))
+    samples = parse_samples(text)
+    for labels, _ in samples:
+        for name in ("job", "instance"):
+            if name in labels:
+                labels[f"exported_{name}"] = labels.pop(name)
+        labels["job"] = target.job
+        labels["instance"] = target.instance
     return samples
 
 
