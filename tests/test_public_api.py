@@ -26,6 +26,7 @@ SURFACES = {
         "Plan",
         "ScaledClock",
         "SelfhealError",
+        "Signal",
         "SourceLocation",
         "SystemClock",
         "Target",
@@ -173,6 +174,7 @@ SURFACES = {
     "detection": [
         "changepoint",
         "contract",
+        "correlation",
         "likelihood",
         "nab",
         "registry",

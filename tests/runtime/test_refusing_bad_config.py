@@ -103,3 +103,24 @@ def test_missing_rule_file_is_refused(example: Path) -> None:
     result = run(example)
     assert_refused(result, example, f"{example / 'selfheal.yaml'}:")
     assert "rulez.yaml" in result.stderr
+
+
+def test_invalid_promql_in_an_anomaly_watch_names_its_line_and_path(example: Path) -> None:
+    """A watch query that does not parse is refused at its line, with the watch's key path."""
+    edit(example / "selfheal.yaml", "sum by (namespace) (rate(http_requests_total", "sum by (rate(")
+    result = run(example)
+    assert_refused(result, example, f"{example / 'selfheal.yaml'}:")
+    assert "(anomalies.watches[0].query)" in result.stderr
+    assert "not a valid PromQL query" in result.stderr
+
+
+def test_unknown_detector_in_an_anomaly_watch_is_refused_naming_the_known_ones(
+    example: Path,
+) -> None:
+    """A misspelt detector name is refused with the list of detectors that exist."""
+    edit(example / "selfheal.yaml", "detector: quick", "detector: quik")
+    result = run(example)
+    assert_refused(result, example, f"{example / 'selfheal.yaml'}:")
+    assert "(anomalies.watches[0].detector)" in result.stderr
+    assert "unknown detector 'quik'" in result.stderr
+    assert "ensemble" in result.stderr

@@ -18,11 +18,16 @@ min_replicas := 3
 # single mistake. The guardrails apply their own caps on top of this one.
 max_replicas := 10
 
+# An anomaly detector's signal (input.signal, null for a rule's alert) must be at least this
+# sure before it moves anything: one odd metric alone is not enough (docs/anomalies.md).
+min_signal_confidence := 0.8
+
 # The budget is per day, the replica price per hour.
 hours_per_day := 24
 
 plans contains plan if {
 	wants_scale_up
+	confident
 	target_known
 	budget_known
 	extra_replicas > 0
@@ -49,6 +54,16 @@ plans contains plan if {
 
 deny contains reason if {
 	wants_scale_up
+	not confident
+	reason := sprintf(
+		"the anomaly signal behind %s is only %.2f confident, below the %.2f this policy acts on",
+		[alert_name, input.signal.confidence, min_signal_confidence],
+	)
+}
+
+deny contains reason if {
+	wants_scale_up
+	confident
 	not target_known
 	reason := sprintf(
 		"alert %s names no known target: there is nothing to scale (check the alert's namespace and service labels)",
@@ -58,6 +73,7 @@ deny contains reason if {
 
 deny contains reason if {
 	wants_scale_up
+	confident
 	target_known
 	not budget_known
 	reason := sprintf(
@@ -68,6 +84,7 @@ deny contains reason if {
 
 deny contains reason if {
 	wants_scale_up
+	confident
 	target_known
 	extra_replicas <= 0
 	reason := sprintf(
@@ -78,6 +95,7 @@ deny contains reason if {
 
 deny contains reason if {
 	wants_scale_up
+	confident
 	target_known
 	budget_known
 	extra_replicas > 0
@@ -105,6 +123,11 @@ wants_scale_up if input.incident.alert in scale_up_alerts
 wants_scale_up if input.incident.labels.remediation == "scale-up"
 
 alert_name := object.get(input, ["incident", "alert"], "(unnamed)")
+
+# A rule's alert carries no signal and is as sure as its rule; a signal must earn it.
+confident if not is_object(object.get(input, "signal", null))
+
+confident if input.signal.confidence >= min_signal_confidence
 
 # A null or partial target is as unknown as a missing one.
 target_known if {

@@ -134,3 +134,35 @@ test_money_has_two_decimals if {
 	remediation.money(-5.25) == "-5.25"
 	remediation.money(0.004) == "0.00"
 }
+
+# An anomaly signal as the controller passes it: the traffic watch, corroborated.
+signal_input(confidence) := object.union(throttling, {
+	"incident": object.union(throttling.incident, {
+		"alert": "OrderServiceTrafficAnomaly",
+		"labels": {"alertname": "OrderServiceTrafficAnomaly", "remediation": "scale-up"},
+	}),
+	"signal": {
+		"name": "OrderServiceTrafficAnomaly",
+		"score": 1.0,
+		"confidence": confidence,
+		"evidence": ["OrderServiceLatencyAnomaly anomalous 0s ago, weight 0.60"],
+		"at": 1767225671.0,
+	},
+})
+
+test_confident_signal_plans_scale_up if {
+	result := remediation with input as signal_input(0.87)
+	count(result.plans) == 1
+	count(result.deny) == 0
+}
+
+test_unsure_signal_is_denied_with_its_confidence if {
+	result := remediation with input as signal_input(0.6)
+	count(result.plans) == 0
+	result.deny == {"the anomaly signal behind OrderServiceTrafficAnomaly is only 0.60 confident, below the 0.80 this policy acts on"}
+}
+
+test_rule_alert_without_a_signal_needs_no_confidence if {
+	result := remediation with input as object.union(throttling, {"signal": null})
+	count(result.plans) == 1
+}

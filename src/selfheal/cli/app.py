@@ -16,10 +16,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from selfheal.cli import loop, rules_cmd, timeline
+from selfheal.cli import detect_replay, loop, rules_cmd, timeline
 from selfheal.domain import time as time_module
 from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation
 from selfheal.formats import durations
+from selfheal.runtime.settings import load_settings
 from selfheal.store import audit, open_store
 from selfheal.twin import report, scenario, server
 from selfheal.twin.simulation import Simulation
@@ -54,13 +55,31 @@ def simulate(
         bool,
         typer.Option("--no-controller", help="Run the scenario with nobody acting (the baseline)."),
     ] = False,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect",
+            help="Replay the scenario through the config's anomaly watches; report the "
+            "incidents they would open (nothing acts).",
+        ),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="With --detect. Default: examples/flash-sale/selfheal.yaml"),
+    ] = None,
+    scrape_interval: Annotated[
+        str, typer.Option("--scrape-interval", help="With --detect: scenario time per scrape.")
+    ] = "5s",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run a scenario on the twin to its end, as fast as it computes, and report it."""
+    if detect:
+        _simulate_detection(scenario_name, config, scrape_interval, as_json=as_json)
+        return
     if not no_controller:
         _errors.print(
-            "error: simulate runs only the baseline so far; pass --no-controller "
-            "(the closed loop runs with `selfheal demo`)."
+            "error: simulate runs the baseline (--no-controller) or the detectors (--detect); "
+            "the closed loop runs with `selfheal demo`."
         )
         raise typer.Exit(code=2)
     try:
@@ -76,6 +95,26 @@ def simulate(
         print(json.dumps(summary))
     else:
         timeline.print_baseline(_console, simulation, summary)
+
+
+def _simulate_detection(
+    scenario_name: str, config: Path | None, scrape_interval: str, *, as_json: bool
+) -> None:
+    try:
+        interval = durations.parse_duration(scrape_interval)
+        settings = load_settings(config or loop.find_default_config())
+    except (ConfigError, ValueError) as error:
+        raise _fail(error if isinstance(error, ConfigError) else ConfigError(str(error))) from None
+    if not settings.anomalies.watches:
+        raise _fail(ConfigError("the config has no `anomalies.watches`: nothing to detect with"))
+    try:
+        result = detect_replay.replay(settings, scenario_name, scrape_interval=interval)
+    except ConfigError as error:
+        raise _fail(error) from None
+    if as_json:
+        print(json.dumps(result))
+        return
+    timeline.print_detection(_console, result)
 
 
 @app.command()

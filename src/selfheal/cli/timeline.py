@@ -194,3 +194,30 @@ def print_latencies(console: Console, latencies: list[dict[str, Any]]) -> None:
             if item[key] is not None
         ]
         console.print(f"{item['alert']}: " + ", ".join(parts))
+
+
+def print_detection(console: Console, result: dict[str, Any]) -> None:
+    """What the anomaly watches made of a scenario: the incidents they would have opened."""
+    console.print(
+        f"[bold]{result['scenario']}[/]: {result['duration_s']:.0f} s of scenario time, "
+        f"{result['samples_scored']} samples scored by {len(result['watches'])} watches "
+        f"in {result['wall_s']:.1f} s"
+    )
+    onset = result["onset_s"]
+    console.print(f"onset: {'none' if onset is None else f'{onset:.0f} s'}")
+    if not result["incidents"]:
+        console.print(
+            f"[green]no incident[/] (highest signal confidence "
+            f"{result['peak_signal_confidence']:.2f})"
+        )
+        return
+    for incident in result["incidents"]:
+        console.print(
+            f"[yellow]incident[/] {incident['alert']} at {incident['at_s']:.0f} s, "
+            f"confidence {incident['confidence']:.2f}"
+        )
+        for line in incident["evidence"]:
+            console.print(f"    {line}")
+    delay = result["detected_after_onset_s"]
+    if delay is not None:
+        console.print(f"detected {delay:.1f} s after onset")

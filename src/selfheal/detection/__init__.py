@@ -8,6 +8,24 @@ ensemble in [0, 1] (`likelihood`). `registry` names them. `nab` scores detectors
 Numenta Anomaly Benchmark does, so our numbers can be compared with the published ones.
 """
 
-from selfheal.detection import changepoint, contract, likelihood, nab, registry, robust, seasonal
+from selfheal.detection import (
+    changepoint,
+    contract,
+    correlation,
+    likelihood,
+    nab,
+    registry,
+    robust,
+    seasonal,
+)
 
-__all__ = ["changepoint", "contract", "likelihood", "nab", "registry", "robust", "seasonal"]
+__all__ = [
+    "changepoint",
+    "contract",
+    "correlation",
+    "likelihood",
+    "nab",
+    "registry",
+    "robust",
+    "seasonal",
+]

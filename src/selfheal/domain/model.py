@@ -46,6 +46,24 @@ class Alert:
     source: str = "rules"
 
 
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """An anomaly a detector found on one series, with how sure selfheal is that it matters.
+
+    `score` is the detector's own anomaly likelihood for the series (in [0, 1]);
+    `confidence` is what correlation made of it: other anomalous metrics of the same
+    service and a recent deploy raise it, a lone metric keeps it low. `evidence` says why,
+    one line per contributor, for the audit trail and the person reading it.
+    """
+
+    name: str
+    labels: Mapping[str, str]
+    score: float
+    confidence: float
+    at: float
+    evidence: tuple[str, ...] = ()
+
+
 class IncidentState(enum.StrEnum):
     """The incident lifecycle; the last four end an incident's remediation."""
 

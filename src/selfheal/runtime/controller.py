@@ -39,6 +39,7 @@ from selfheal.domain.model import (
 )
 from selfheal.domain.time import Clock
 from selfheal.incidents import IncidentIntake, intake
+from selfheal.runtime.anomalies import AnomalyWatcher
 from selfheal.runtime.recorder import IncidentStore, Recorder
 from selfheal.runtime.settings import Settings
 from selfheal.runtime.telemetry_store import SharedTelemetry, SourceMetrics
@@ -151,6 +152,13 @@ class Controller:
         )
         self._resolve_grace = longest_for + 3 * settings.telemetry.evaluation_interval
         self.alerts_received = 0
+        self.anomalies: AnomalyWatcher | None = None
+        if settings.anomalies.watches:
+            self.anomalies = AnomalyWatcher(
+                settings.anomalies, source=self.source, state_file=state_dir / "detectors.json"
+            )
+        self._next_watch: float | None = None
+        self._next_detector_save: float | None = None
 
     # ---- the loop -----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -174,6 +182,8 @@ class Controller:
                             stop.wait(), timeout=max(0.0, delay) / _speed(self.clock)
                         )
         finally:
+            if self.anomalies is not None:
+                await asyncio.to_thread(self.anomalies.save)
             await asyncio.to_thread(self.engine.shutdown)
 
     async def evaluate_once(self) -> None:
@@ -184,9 +194,29 @@ class Controller:
         else:
             alerts = await asyncio.to_thread(self.evaluator.evaluate, at=at)
             firing = {fingerprint(a.name, a.labels) for a in alerts if a.state == AlertState.FIRING}
+        alerts += await self._watch_anomalies(at)
+        if self.anomalies is not None:
+            firing |= self.anomalies.firing_fingerprints()
         for alert in alerts:
             await self.handle_alert(alert, at=at)
         await asyncio.to_thread(self.resolve_quiet_incidents, firing, at=at)
+
+    async def _watch_anomalies(self, at: float) -> list[Alert]:
+        """Feed the anomaly detectors when their interval has come round; their alerts."""
+        if self.anomalies is None:
+            return []
+        if self._next_watch is not None and at < self._next_watch:
+            return []
+        interval = self.settings.anomalies.interval
+        self._next_watch = (self._next_watch or at) + interval
+        if self._next_watch <= at:  # fell behind (a pause): restart the rhythm from now
+            self._next_watch = at + interval
+        alerts = await asyncio.to_thread(self.anomalies.evaluate, at=at)
+        if self._next_detector_save is None or at >= self._next_detector_save:
+            # Saved each minute, so a crash loses at most a minute of what detectors learnt.
+            await asyncio.to_thread(self.anomalies.save)
+            self._next_detector_save = at + 60.0
+        return alerts
 
     def receive(self, batch: Any) -> None:
         """The API's AlertSink: queue a webhook's alerts for the loop (any thread)."""
@@ -264,6 +294,7 @@ class Controller:
                 "onset_at": incident.onset_at,
             },
             "target": target,
+            "signal": self._signal_input(incident),
             "context": {
                 "budget": {
                     "daily_budget": budget.daily,
@@ -277,6 +308,21 @@ class Controller:
             "runbooks": {
                 name: {"params": sorted(runbook.params)} for name, runbook in self.runbooks.items()
             },
+        }
+
+    def _signal_input(self, incident: Incident) -> dict[str, Any] | None:
+        """The anomaly behind an incident, for the policy; None for a rule's alert."""
+        if self.anomalies is None:
+            return None
+        signal = self.anomalies.signals.get(incident.fingerprint)
+        if signal is None:
+            return None
+        return {
+            "name": signal.name,
+            "score": signal.score,
+            "confidence": signal.confidence,
+            "evidence": list(signal.evidence),
+            "at": signal.at,
         }
 
     def decide(self, incident: Incident, *, at: float) -> Decision | None:

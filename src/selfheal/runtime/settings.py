@@ -12,8 +12,10 @@ from typing import Annotated, Literal
 
 import pydantic
 
+from selfheal.detection import registry
 from selfheal.domain.errors import ConfigError
 from selfheal.formats import durations, sourced_yaml
+from selfheal.telemetry import promql
 
 Duration = Annotated[float, pydantic.BeforeValidator(durations.parse_duration)]
 
@@ -97,6 +99,72 @@ class ChannelSettings(_Strict):
     webhook: str | None = None
 
 
+def _promql(text: str) -> str:
+    try:
+        promql.parse(text)
+    except promql.PromQLError as exc:
+        raise ValueError(f"not a valid PromQL query: {exc}") from exc
+    return text
+
+
+PromQL = Annotated[str, pydantic.AfterValidator(_promql)]
+
+
+def _detector_name(name: str) -> str:
+    if name != "default" and name not in registry.DETECTORS:
+        known = ", ".join(["default", *sorted(registry.DETECTORS)])
+        raise ValueError(f"unknown detector {name!r}; known: {known}")
+    return registry.DEFAULT if name == "default" else name
+
+
+class WatchSettings(_Strict):
+    """A PromQL query whose every series gets its own streaming anomaly detector."""
+
+    # The alert name an anomaly on this query becomes.
+    name: str = pydantic.Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    query: PromQL
+    detector: Annotated[str, pydantic.AfterValidator(_detector_name)] = registry.DEFAULT
+    # The detector score from which a series counts as anomalous; default: the detector's.
+    threshold: float | None = pydantic.Field(default=None, gt=0, le=1)
+    # How much one anomaly of this query alone says about its service (see correlation).
+    weight: float = pydantic.Field(default=0.6, ge=0, le=1)
+    labels: dict[str, str] = pydantic.Field(default_factory=dict)
+    annotations: dict[str, str] = pydantic.Field(default_factory=dict)
+    # Detectors kept for this query; past it the series not seen for longest is dropped.
+    max_series: int = pydantic.Field(default=1000, ge=1)
+
+    @property
+    def score_threshold(self) -> float:
+        return self.threshold if self.threshold is not None else registry.THRESHOLDS[self.detector]
+
+
+class AnomalySettings(_Strict):
+    """Streaming detectors on PromQL series, correlated per service into signals."""
+
+    # How often every watched query is evaluated and its detectors fed one sample.
+    interval: Annotated[Duration, pydantic.Field(gt=0)] = 5.0
+    # A signal opens or joins an incident once its confidence reaches this.
+    min_confidence: float = pydantic.Field(default=0.8, gt=0, le=1)
+    # The labels that name a service: anomalies sharing them corroborate each other.
+    service_labels: tuple[str, ...] = ("namespace", "deployment")
+    correlation_window: Annotated[Duration, pydantic.Field(gt=0)] = 120.0
+    # A series per service whose value changes when the service is deployed or reconfigured.
+    deploy_query: PromQL | None = (
+        "max by (namespace, deployment) (kube_deployment_metadata_generation)"
+    )
+    deploy_weight: float = pydantic.Field(default=0.5, ge=0, le=1)
+    # A firing signal resolves after this long without an anomaly.
+    resolve_after: Annotated[Duration, pydantic.Field(gt=0)] = 60.0
+    watches: tuple[WatchSettings, ...] = ()
+
+    @pydantic.model_validator(mode="after")
+    def _unique_names(self) -> AnomalySettings:
+        names = [watch.name for watch in self.watches]
+        if len(names) != len(set(names)):
+            raise ValueError(f"watch names must be unique, got {names}")
+        return self
+
+
 class Settings(_Strict):
     """A whole `selfheal.yaml`."""
 
@@ -110,6 +178,7 @@ class Settings(_Strict):
     budget: BudgetSettings = BudgetSettings()
     slo: SloSettings = SloSettings()
     alerts: AlertSettings = AlertSettings()
+    anomalies: AnomalySettings = AnomalySettings()
     api: ApiSettings | None = None
     notifications: dict[str, ChannelSettings] = pydantic.Field(default_factory=dict)
     external_labels: dict[str, str] = pydantic.Field(default_factory=dict)

@@ -10,7 +10,7 @@ container restarts, as real ones do.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from selfheal.twin.simulation import LATENCY_BUCKETS, Simulation
 
@@ -31,6 +31,10 @@ _HELP = {
     "container_spec_cpu_quota": ("gauge", "CPU quota of the container."),
     "container_spec_cpu_period": ("gauge", "CPU period of the container."),
     "kube_deployment_spec_replicas": ("gauge", "Number of desired pods for a deployment."),
+    "kube_deployment_metadata_generation": (
+        "gauge",
+        "Sequence number representing a specific generation of the desired state.",
+    ),
     "kube_deployment_status_replicas": ("gauge", "The number of replicas per deployment."),
     "kube_deployment_status_replicas_available": (
         "gauge",
@@ -87,12 +91,39 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-def render(simulation: Simulation) -> str:
-    """The whole exposition, families in a stable order, each with HELP and TYPE."""
-    families: dict[str, list[str]] = {name: [] for name in _HELP}
+Sample = tuple[str, dict[str, str], float]  # series name (suffix included), labels, value
+
+
+def render(simulation: Simulation, *, only: Collection[str] | None = None) -> str:
+    """The exposition text, families in a stable order, each with HELP and TYPE."""
+    by_family = _samples_by_family(simulation, only=only)
+    return "".join(
+        _family(
+            name, [f"{series}{_labels(labels)} {_number(value)}" for series, labels, value in rows]
+        )
+        for name, rows in by_family.items()
+        if rows
+    )
+
+
+def samples(simulation: Simulation, *, only: Collection[str] | None = None) -> list[Sample]:
+    """The exposition's samples, unformatted, in the order `render` writes them.
+
+    `only` limits them to the named families. A replay that keeps a few families takes
+    these instead of formatting and parsing text, which is most of a scenario replay's cost.
+    """
+    return [row for rows in _samples_by_family(simulation, only=only).values() for row in rows]
+
+
+def _samples_by_family(
+    simulation: Simulation, *, only: Collection[str] | None
+) -> dict[str, list[Sample]]:
+    families: dict[str, list[Sample]] = {name: [] for name in _HELP if only is None or name in only}
 
     def add(family: str, labels: dict[str, str], value: float, suffix: str = "") -> None:
-        families[family].append(f"{family}{suffix}{_labels(labels)} {_number(value)}")
+        rows = families.get(family)
+        if rows is not None:
+            rows.append((family + suffix, labels, value))
 
     cluster = simulation.cluster
     namespace = cluster.namespace
@@ -170,6 +201,7 @@ def render(simulation: Simulation) -> str:
         pods = cluster.pods_of_service(deployment.name)
         newest = cluster.replicasets_of(deployment.name)[-1:]
         add("kube_deployment_spec_replicas", labels, deployment.replicas)
+        add("kube_deployment_metadata_generation", labels, deployment.generation)
         add("kube_deployment_status_replicas", labels, len(pods))
         add(
             "kube_deployment_status_replicas_available", labels, sum(1 for pod in pods if pod.ready)
@@ -195,7 +227,7 @@ def render(simulation: Simulation) -> str:
         )
     add("twin_scenario_elapsed_seconds", {"scenario": simulation.scenario.name}, simulation.elapsed)
     add("twin_load_factor", {"scenario": simulation.scenario.name}, simulation.load_factor)
-    return "".join(_family(name, lines) for name, lines in families.items() if lines)
+    return families
 
 
 def _family(name: str, lines: Iterable[str]) -> str:
