@@ -178,6 +178,11 @@ def test_bench_nab_scores_a_detector_and_writes_nab_result_files(tmp_path: Path)
     assert set(report["scores"]) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
     assert report["files"] == 38
     assert {"thresholds", "us_per_sample", "peak_memory_mb", "detector"} <= report.keys()
+    for profile in report["scores"]:
+        folds = report["cross_validation"][profile]
+        assert isinstance(folds["pooled"], float)
+        assert len(folds["by_category"]) == 7
+        assert folds["by_category"]["artificialNoAnomaly"] is None  # no window to score
     written = sorted(tmp_path.rglob("*.csv"))
     assert len(written) == 38
     header = written[0].read_text(encoding="utf-8").splitlines()[0]

@@ -118,6 +118,43 @@ def test_a_silent_detector_scores_0_and_an_oracle_scores_100(
     assert oracle.normalized == pytest.approx(100.0)
 
 
+@needs_nab
+def test_cross_validation_scores_each_category_at_a_threshold_chosen_without_it(
+    nab: corpus.Corpus,
+) -> None:
+    """An oracle is perfect in every fold; a detector firing everywhere is not rescued."""
+    oracle = harness.Run(
+        scores=tuple(tuple(first_rows_of_windows(s)) for s in nab.series),
+        microseconds_per_sample=0.0,
+        peak_memory_bytes=None,
+    )
+    categories = sorted({s.name.split("/")[0] for s in nab.series})
+    for result in harness.cross_validate(nab, oracle):
+        assert [fold.category for fold in result.folds] == categories
+        assert result.normalized == pytest.approx(100.0)
+        for fold in result.folds:
+            assert fold.threshold == 1.0
+            assert fold.normalized is None or fold.normalized == pytest.approx(100.0)
+    # Scores that rank one category's rows above every window elsewhere: the threshold
+    # chosen on the other categories fires on all of that category's rows.
+    noisy = harness.Run(
+        scores=tuple(
+            tuple(first_rows_of_windows(s))
+            if s.name.split("/")[0] != categories[-1]
+            else (2.0,) * s.rows
+            for s in nab.series
+        ),
+        microseconds_per_sample=0.0,
+        peak_memory_bytes=None,
+    )
+    standard = harness.cross_validate(nab, noisy, profiles=[PROFILES["standard"]])[0]
+    last = standard.folds[-1]
+    assert last.threshold == 1.0
+    assert last.normalized is not None
+    assert last.normalized < 0.0
+    assert standard.normalized < 100.0
+
+
 class Recorder:
     """A detector that records what it is shown and never fires."""
 

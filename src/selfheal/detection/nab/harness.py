@@ -124,7 +124,7 @@ class HeldOut:
     category: str
     threshold: float
     raw: float
-    normalized: float  # on the category's own 0..100 scale
+    normalized: float | None  # on the category's own 0..100 scale; None with no window
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,21 +163,32 @@ def cross_validate(
                 [rows[i] for i in train], [run.scores[i] for i in train], profile=profile
             ).threshold
             test_rows = [rows[i] for i in test]
-            raw = sum(
-                scorer.score_file(rows[i], run.scores[i], threshold=threshold, profile=p).score
-                for i in test
-                for p in (profile,)
-            )
+            raw = _raw_score(rows, run, test, threshold=threshold, profile=profile)
             pooled += raw
             normalized = (
                 scorer.normalize(raw, layouts=test_rows, profile=profile)
                 if any(r.scorable_windows for r in test_rows)
-                else float("nan")
+                else None
             )
             folds.append(HeldOut(category, threshold, raw, normalized))
         total = scorer.normalize(pooled, layouts=rows, profile=profile)
         out.append(CrossValidation(profile=profile, folds=tuple(folds), normalized=total))
     return tuple(out)
+
+
+def _raw_score(
+    rows: Sequence[scorer.RowLayout],
+    run: Run,
+    files: Sequence[int],
+    *,
+    threshold: float,
+    profile: scorer.Profile,
+) -> float:
+    """The summed raw score of some files of a run at a given threshold."""
+    return sum(
+        scorer.score_file(rows[i], run.scores[i], threshold=threshold, profile=profile).score
+        for i in files
+    )
 
 
 def write_results(out_dir: Path, *, data: corpus.Corpus, run: Run, detector: str) -> list[Path]:
