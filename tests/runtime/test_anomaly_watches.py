@@ -139,3 +139,23 @@ def test_each_watch_keeps_at_most_max_series_detectors() -> None:
         watcher.evaluate(at=at)
     assert len(watcher.detectors["W"]) == 5
     assert [dict(key)["pod"] for key in watcher.detectors["W"]] == [f"p{i}" for i in range(15, 20)]
+
+
+def test_values_that_are_not_numbers_are_skipped_without_poisoning_the_detector() -> None:
+    """A NaN (a quantile with no traffic) is not scored; scores afterwards are unaffected."""
+    clean, gappy = SharedTelemetry(retention=3600.0), SharedTelemetry(retention=3600.0)
+    config = settings(watches=[{"name": "W", "query": "x", "detector": "quick"}])
+    plain, skipping = AnomalyWatcher(config, source=clean), AnomalyWatcher(config, source=gappy)
+    rng = random.Random(5)
+    for i in range(50):
+        at = T0 + 5.0 * i
+        value = 10.0 + rng.gauss(0.0, 0.1)
+        clean.ingest(at=at, samples=[({"__name__": "x"}, value)], stale=())
+        gappy.ingest(at=at, samples=[({"__name__": "x"}, value)], stale=())
+        plain.evaluate(at=at)
+        skipping.evaluate(at=at)
+        if i == 20:
+            gappy.ingest(at=at + 1.0, samples=[({"__name__": "x"}, float("nan"))], stale=())
+            skipping.evaluate(at=at + 1.0)
+    assert skipping.samples_seen == plain.samples_seen
+    assert skipping.state() == plain.state()

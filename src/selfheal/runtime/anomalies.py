@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 
 from selfheal.detection import contract, registry
 from selfheal.detection.correlation import Correlator, ServiceKey, service_key
-from selfheal.domain.errors import ConfigError
+from selfheal.domain.errors import ConfigError, SelfhealError
 from selfheal.domain.model import Alert, AlertState, Fingerprint, Signal, fingerprint
 from selfheal.runtime.settings import AnomalySettings, WatchSettings
 from selfheal.telemetry import promql
@@ -86,11 +87,14 @@ class AnomalyWatcher:
         for name, watch in self.watches.items():
             try:
                 pairs = self.source.instant(self._queries[name], at=at)
-            except (promql.PromQLError, OSError, ValueError) as exc:
+            except (SelfhealError, OSError, ValueError) as exc:
                 # A failed query (Prometheus unreachable) skips a round; detectors keep state.
                 _log.warning("anomaly watch %s: query failed: %s", name, exc)
                 continue
             for labels, value in pairs:
+                if not math.isfinite(value):
+                    # No traffic makes a quantile NaN; a detector fed NaN would never recover.
+                    continue
                 score = self._detector(watch, labels).process_one(at, value)
                 self.samples_seen += 1
                 if score < watch.score_threshold:
@@ -174,7 +178,7 @@ class AnomalyWatcher:
             return
         try:
             pairs = self.source.instant(self._deploy_query, at=at)
-        except (promql.PromQLError, OSError, ValueError) as exc:
+        except (SelfhealError, OSError, ValueError) as exc:
             _log.warning("anomaly deploy query failed: %s", exc)
             return
         for labels, generation in pairs:
