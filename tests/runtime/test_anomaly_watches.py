@@ -7,6 +7,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pydantic
+import pytest
+
+from selfheal.detection import registry
 from selfheal.domain.model import AlertState
 from selfheal.runtime.anomalies import AnomalyWatcher
 from selfheal.runtime.settings import AnomalySettings
@@ -159,3 +163,15 @@ def test_values_that_are_not_numbers_are_skipped_without_poisoning_the_detector(
             skipping.evaluate(at=at + 1.0)
     assert skipping.samples_seen == plain.samples_seen
     assert skipping.state() == plain.state()
+
+
+def test_a_detector_without_a_common_scale_cannot_be_watched() -> None:
+    """Raw z-scores have no threshold that means the same on every series: refused."""
+    with pytest.raises(pydantic.ValidationError, match="scores on no common scale"):
+        settings(watches=[{"name": "W", "query": "x", "detector": "robust-z"}])
+
+
+def test_the_default_detector_is_the_nab_default_with_its_nab_threshold() -> None:
+    [watch] = settings(watches=[{"name": "W", "query": "x"}]).watches
+    assert watch.detector == registry.DEFAULT
+    assert watch.score_threshold == registry.THRESHOLDS[registry.DEFAULT]

@@ -2,29 +2,38 @@
 
 Every detector follows one streaming contract (`contract.py`: learn and score one sample,
 higher is more anomalous, seeded, state that can be saved and restored, bounded memory):
+novelty against a bounded memory of visited values (`novelty`, the default), contextual
+novelty of quantised transitions (`contextual`), Bayesian online change points (`bocpd`),
 robust z-scores on exponentially weighted baselines (`robust`), a seasonal profile
 (`seasonal`), CUSUM change detection (`changepoint`), and an anomaly-likelihood layer and
-ensemble in [0, 1] (`likelihood`). `registry` names them. `nab` scores detectors the way the
+ensemble in [0, 1] (`likelihood`). `registry` names them; `correlation` combines the
+anomalies of one service into a confidence. `nab` scores detectors the way the
 Numenta Anomaly Benchmark does, so our numbers can be compared with the published ones.
 """
 
 from selfheal.detection import (
+    bocpd,
     changepoint,
+    contextual,
     contract,
     correlation,
     likelihood,
     nab,
+    novelty,
     registry,
     robust,
     seasonal,
 )
 
 __all__ = [
+    "bocpd",
     "changepoint",
+    "contextual",
     "contract",
     "correlation",
     "likelihood",
     "nab",
+    "novelty",
     "registry",
     "robust",
     "seasonal",

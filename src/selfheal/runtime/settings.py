@@ -112,8 +112,14 @@ PromQL = Annotated[str, pydantic.AfterValidator(_promql)]
 
 def _detector_name(name: str) -> str:
     if name != "default" and name not in registry.DETECTORS:
-        known = ", ".join(["default", *sorted(registry.DETECTORS)])
+        known = ", ".join(["default", *sorted(registry.THRESHOLDS)])
         raise ValueError(f"unknown detector {name!r}; known: {known}")
+    if name != "default" and name not in registry.THRESHOLDS:
+        known = ", ".join(sorted(registry.THRESHOLDS))
+        raise ValueError(
+            f"detector {name!r} scores on no common scale, so a watch cannot threshold it; "
+            f"use one whose scores lie in [0, 1]: {known}"
+        )
     return registry.DEFAULT if name == "default" else name
 
 
