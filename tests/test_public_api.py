@@ -172,6 +172,7 @@ SURFACES = {
     ],
     "api": ["AlertSink", "SampleSink", "app", "create_app", "ports"],
     "detection": [
+        "batch",
         "bocpd",
         "changepoint",
         "contextual",

@@ -180,6 +180,12 @@ def print_bench(console: Console, results: dict[str, Any]) -> None:
         f"{rules['scrape_ingest_ms']} ms"
     )
     console.print(f"twin: a scenario day in {twin['wall_s']} s ({twin['ticks_per_s']:,} ticks/s)")
+    detectors = results["detectors"]
+    console.print(
+        f"detector {detectors['detector']}: {detectors['batch_us_per_sample']} us/sample on the "
+        f"batch path ({detectors['series']} series), "
+        f"{detectors['streaming_us_per_sample']} us/sample one series at a time"
+    )
 
 
 def print_latencies(console: Console, latencies: list[dict[str, Any]]) -> None:
