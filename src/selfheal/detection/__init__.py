@@ -6,10 +6,10 @@ novelty against a bounded memory of visited values (`novelty`, the default), con
 novelty of quantised transitions (`contextual`), Bayesian online change points (`bocpd`),
 robust z-scores on exponentially weighted baselines (`robust`), a seasonal profile
 (`seasonal`), CUSUM change detection (`changepoint`), and an anomaly-likelihood layer and
-ensemble in [0, 1] (`likelihood`). `batch` runs the default detector over many series at once in numpy arrays.
-`registry` names them; `correlation` combines the
-anomalies of one service into a confidence. `nab` scores detectors the way the
-Numenta Anomaly Benchmark does, so our numbers can be compared with the published ones.
+ensemble in [0, 1] (`likelihood`). `batch` runs the default detector over many series at
+once in numpy arrays. `registry` names them; `correlation` combines the anomalies of one
+service into a confidence. `nab` scores detectors the way the Numenta Anomaly Benchmark
+does, so our numbers can be compared with the published ones.
 """
 
 from selfheal.detection import (
