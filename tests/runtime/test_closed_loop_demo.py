@@ -103,6 +103,24 @@ def test_contention_fails_verification_rolls_back_and_pages(contention: dict[str
     assert contention["audit_chain_ok"] is True
 
 
+def test_shadow_mode_decides_records_what_it_would_do_and_never_acts() -> None:
+    """`--mode shadow` on the flash sale: no change reaches the cluster, the plan is recorded."""
+    shadow = demo("--scenario", "flash-sale", "--mode", "shadow")
+    assert shadow["mode"] == "shadow"
+    assert shadow["actions_taken"] == 0
+    assert shadow["twin_changes"] == []
+    assert shadow["would_have"], shadow
+    first = shadow["would_have"][0]
+    assert first["runbook"] == "scale-up"
+    assert first["params"]["deployment"] == "order-service"
+    assert first["params"]["replicas"] == 5
+    assert first["mode"] == "shadow"
+    assert all(item["replicas_after"] is None for item in shadow["incidents"])
+    # Without remediation the SLO is breached about as long as in the baseline.
+    assert shadow["slo_violation_s"] > shadow["baseline_slo_violation_s"] * 0.8
+    assert shadow["audit_chain_ok"] is True
+
+
 STEADY_AT_PEAK = """\
 name: steady-at-peak
 description: Normal traffic around the daily peak, with noise; no fault.

@@ -144,8 +144,23 @@ def demo(
             "(real Prometheus and Alertmanager, at real speed)",
         ),
     ] = "embedded",
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            help="enforce, shadow (decide and record what would be done, never act) or off; "
+            "default: the config's modes.policy",
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario on the built-in twin with the controller closing the loop."""
+    if mode is not None and mode not in {"enforce", "shadow", "off"}:
+        raise _fail(
+            ConfigError(
+                f"unknown mode {mode!r}: use enforce, shadow or off",
+                location=SourceLocation("--mode"),
+            )
+        )
     if stack not in {"embedded", "prometheus"}:
         raise _fail(
             ConfigError(
@@ -181,6 +196,7 @@ def demo(
             state_dir=state_dir,
             duration=seconds,
             on_event=on_event,
+            mode=mode,
         )
     except ConfigError as error:
         raise _fail(error) from None

@@ -92,10 +92,14 @@ def run_demo(
     state_dir: Path | None,
     duration: float | None = None,
     on_event: ProgressCallback | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """Run a scenario with the controller to its end; return the demo's report."""
     started = time.perf_counter()
     settings = load_settings(config or find_default_config())
+    if mode is not None:
+        modes = settings.modes.model_copy(update={"policy": mode})
+        settings = settings.model_copy(update={"modes": modes})
     if state_dir is None:
         state_dir = Path(tempfile.mkdtemp(prefix="selfheal-demo-"))
     run = prepare_embedded(settings, scenario_name=scenario_name, speed=speed, state_dir=state_dir)
@@ -135,6 +139,11 @@ def demo_report(run: EmbeddedRun, *, state_dir: Path, started: float) -> dict[st
             {key: entry[key] for key in ("at_s", "method", "path", "status")}
             for entry in run.twin_server.request_log.entries
         ],
+        # Every change the cluster received is an action taken; in shadow mode there are
+        # none, and `would_have` lists what enforcing would have done instead.
+        "mode": run.controller.settings.modes.policy,
+        "actions_taken": len(run.twin_server.request_log.entries),
+        "would_have": report.withheld(run.controller.store, epoch=run.clock.epoch),
         "state_dir": str(state_dir),
         "wall_s": round(time.perf_counter() - started, 3),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -105,6 +106,19 @@ def print_demo(console: Console, result: dict[str, Any]) -> None:
         for notification in incident["notifications"]:
             console.print(
                 f"    [yellow]notified {notification['channel']}[/]: {notification['message']}"
+            )
+        console.print()
+    if result["mode"] != "enforce":
+        console.print(
+            f"[bold]{result['mode']} mode[/]: {result['actions_taken']} actions taken; "
+            "enforcing would have:"
+        )
+        for item in result["would_have"]:
+            what = item.get("runbook") or f"escalated ({item.get('escalate')})"
+            params = item.get("params")
+            console.print(
+                f"    {format_duration(item['at_s'])} {item['incident']}: {what}"
+                + (f" {json.dumps(params)}" if params else "")
             )
         console.print()
     violation, baseline = result["slo_violation_s"], result["baseline_slo_violation_s"]

@@ -327,6 +327,12 @@ class Controller:
 
     def decide(self, incident: Incident, *, at: float) -> Decision | None:
         """Evaluate the policy for an incident and start what it chose (or escalate)."""
+        if self.settings.modes.policy == "off":
+            if incident.state != IncidentState.OPEN:
+                self.incidents.move(
+                    incident.id, IncidentState.OPEN, reason="the policy is off (modes)", at=at
+                )
+            return None
         incident = self.incidents.move(
             incident.id, IncidentState.DECIDING, reason="evaluating policy", at=at
         )
@@ -349,7 +355,14 @@ class Controller:
         )
         self.store.decisions.record(decision)
         now = self.clock.now()
-        if decision.deny:
+        mode = (
+            self.settings.modes.for_runbook(decision.plans[0].runbook)
+            if decision.plans and not decision.deny
+            else self.settings.modes.policy
+        )
+        if mode != "enforce":
+            self._hold(incident, decision, mode=mode, at=now)
+        elif decision.deny:
             self._escalate(incident, "; ".join(decision.deny), at=now)
         elif decision.plans and decision.requires_approval:
             self._escalate(incident, "the policy requires a person's approval", at=now)
@@ -360,6 +373,33 @@ class Controller:
                 incident.id, IncidentState.OPEN, reason="no remediation planned", at=now
             )
         return decision
+
+    def _hold(self, incident: Incident, decision: Decision, *, mode: str, at: float) -> None:
+        """Shadow or off: record what enforcing would have done, and do none of it."""
+        would: dict[str, Any]
+        if decision.deny:
+            would = {"escalate": "; ".join(decision.deny)}
+        elif decision.plans:
+            plan = decision.plans[0]
+            would = {"runbook": plan.runbook, "params": dict(plan.params), "reason": plan.reason}
+            if decision.requires_approval:
+                would["requires_approval"] = True
+        else:
+            would = {}
+        if would:
+            self.store.audit.append(
+                "remediation.withheld",
+                incident.id,
+                {"mode": mode, "would_have": would, "alert": incident.alert_name},
+                at=at,
+            )
+        what = would.get("runbook") or ("escalate" if "escalate" in would else "nothing")
+        self.incidents.move(
+            incident.id,
+            IncidentState.OPEN,
+            reason=f"{mode} mode: would have run {what}, did nothing",
+            at=at,
+        )
 
     def _dispatch(self, incident: Incident, decision: Decision, *, at: float) -> None:
         plan = decision.plans[0]

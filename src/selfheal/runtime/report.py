@@ -96,3 +96,18 @@ def _output(row: Any) -> Mapping[str, Any]:
 
 def chain_ok(store: Store) -> bool:
     return audit.verify(store).ok
+
+
+def withheld(store: Store, *, epoch: float) -> list[dict[str, Any]]:
+    """What shadow (or off) mode kept from happening, from the audit chain, oldest first."""
+    return [
+        {
+            "incident": record.subject,
+            "at_s": round(record.at - epoch, 3),
+            "mode": record.payload.get("mode"),
+            "alert": record.payload.get("alert"),
+            **dict(record.payload.get("would_have", {})),
+        }
+        for record in store.audit.records()
+        if record.kind == "remediation.withheld"
+    ]

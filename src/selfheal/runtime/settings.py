@@ -171,6 +171,23 @@ class AnomalySettings(_Strict):
         return self
 
 
+Mode = Literal["enforce", "shadow", "off"]
+# The stricter of two modes wins: a runbook in shadow stays in shadow under an enforcing policy.
+MODE_STRICTNESS: dict[str, int] = {"enforce": 0, "shadow": 1, "off": 2}
+
+
+class ModeSettings(_Strict):
+    """Whether decisions act: enforce (act), shadow (decide and record only), off."""
+
+    policy: Mode = "enforce"
+    runbooks: dict[str, Mode] = pydantic.Field(default_factory=dict)
+
+    def for_runbook(self, runbook: str) -> Mode:
+        """The mode a plan choosing `runbook` runs in: the stricter of policy's and its own."""
+        own = self.runbooks.get(runbook, "enforce")
+        return own if MODE_STRICTNESS[own] > MODE_STRICTNESS[self.policy] else self.policy
+
+
 class Settings(_Strict):
     """A whole `selfheal.yaml`."""
 
@@ -185,6 +202,7 @@ class Settings(_Strict):
     slo: SloSettings = SloSettings()
     alerts: AlertSettings = AlertSettings()
     anomalies: AnomalySettings = AnomalySettings()
+    modes: ModeSettings = ModeSettings()
     api: ApiSettings | None = None
     notifications: dict[str, ChannelSettings] = pydantic.Field(default_factory=dict)
     external_labels: dict[str, str] = pydantic.Field(default_factory=dict)
