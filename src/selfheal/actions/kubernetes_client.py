@@ -71,6 +71,7 @@ class KubernetesCluster:
         self._timeout = request_timeout
         self._api = client.ApiClient(configuration)
         self._apps = client.AppsV1Api(self._api)
+        self._core = client.CoreV1Api(self._api)
         self.host = str(configuration.host)
 
     def close(self) -> None:
@@ -91,6 +92,10 @@ class KubernetesCluster:
             generation=int(found.metadata.generation or 0),
             observed_generation=int(status.observed_generation or 0),
         )
+
+    def node_count(self) -> int:
+        """How many nodes the cluster has (the whole a node blast-radius share is of)."""
+        return len(self._call(self._core.list_node).items)
 
     def scale(self, namespace: str, name: str, replicas: int) -> int:
         """Set a deployment's replicas through its scale subresource; return the result."""

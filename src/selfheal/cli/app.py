@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from selfheal.cli import detect_replay, loop, policy_cmd, rules_cmd, timeline
+from selfheal.cli import detect_replay, guardrails_cmd, loop, policy_cmd, rules_cmd, timeline
 from selfheal.domain import time as time_module
 from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation
 from selfheal.formats import durations
@@ -226,6 +226,7 @@ def run(
 
 app.add_typer(rules_cmd.rules_app, name="rules")
 app.add_typer(policy_cmd.policy_app, name="policy")
+app.add_typer(guardrails_cmd.guardrails_app, name="guardrails")
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")

@@ -24,7 +24,7 @@ import httpx
 from selfheal.actions import bookkeeping, kubernetes_actions, verify
 from selfheal.actions.kubernetes_client import KubernetesCluster
 from selfheal.actions.ports import MetricsQuery
-from selfheal.decision import policy
+from selfheal.decision import guardrails, policy
 from selfheal.decision.engine import PolicyError
 from selfheal.domain.actions import ActionSpec, StepType
 from selfheal.domain.errors import ConfigError, SelfhealError
@@ -35,6 +35,7 @@ from selfheal.domain.model import (
     Fingerprint,
     Incident,
     IncidentState,
+    Target,
     fingerprint,
 )
 from selfheal.domain.time import Clock
@@ -43,7 +44,7 @@ from selfheal.runtime.anomalies import AnomalyWatcher
 from selfheal.runtime.recorder import IncidentStore, Recorder
 from selfheal.runtime.settings import Settings
 from selfheal.runtime.telemetry_store import SharedTelemetry, SourceMetrics
-from selfheal.store import day_of, open_store
+from selfheal.store import RunStatus, day_of, open_store
 from selfheal.telemetry import rules, scrape
 from selfheal.telemetry.prometheus_source import PrometheusSource
 from selfheal.telemetry.sources import InstantSource
@@ -103,6 +104,11 @@ class Controller:
         self.rule_groups = rules.load_rule_files([settings.path(p) for p in settings.rules])
         self.runbooks = load_runbooks(settings.path(settings.runbooks), step_types=step_types())
         self.bundle = policy.PolicyBundle.load(settings.path(settings.policies))
+        self.guardrails = (
+            guardrails.GuardrailFile(settings.path(settings.guardrails))
+            if settings.guardrails is not None
+            else None
+        )
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -367,12 +373,121 @@ class Controller:
         elif decision.plans and decision.requires_approval:
             self._escalate(incident, "the policy requires a person's approval", at=now)
         elif decision.plans:
-            self._dispatch(incident, decision, at=now)
+            refusals = self.guardrail_refusals(incident, decision, at=now)
+            if refusals:
+                self._refuse(incident, decision, refusals, at=now)
+            else:
+                self._dispatch(incident, decision, at=now)
         else:
             self.incidents.move(
                 incident.id, IncidentState.OPEN, reason="no remediation planned", at=now
             )
         return decision
+
+    # ---- guardrails ---------------------------------------------------------------------
+    def guardrail_refusals(
+        self, incident: Incident, decision: Decision, *, at: float
+    ) -> list[guardrails.Refusal]:
+        """What the guardrails in force say about the decision's plan, with today's facts."""
+        if self.guardrails is None:
+            return []
+        rails, error = self.guardrails.current()
+        if error is not None:
+            # The last good guardrails stay in force; the broken edit is on record.
+            _log.error("guardrails not reloaded: %s", error)
+            self.store.audit.append(
+                "guardrails.reload_failed", str(self.guardrails.path), {"error": str(error)}, at=at
+            )
+        plan = decision.plans[0]
+        return guardrails.check(rails, plan, incident.target, self._facts(rails, decision, at=at))
+
+    def _facts(
+        self, rails: guardrails.Guardrails, decision: Decision, *, at: float
+    ) -> guardrails.Facts:
+        windows = [limit.window for limit in rails.rate_limits]
+        windows += [rails.cooldown or 0.0, 86_400.0]
+        if rails.circuit_breaker is not None:
+            windows.append(rails.circuit_breaker.window)
+        runs = []
+        for run in self.store.workflows.since(at - max(windows)):
+            ended = None if run.status is RunStatus.RUNNING else (run.outcome or run.status)
+            owner = self.store.incidents.get(run.incident_id)
+            runs.append(
+                guardrails.PastRun(
+                    run.runbook, owner.target, run.started_at, None if ended is None else str(ended)
+                )
+            )
+        target = decision.policy_input.get("target") or {}
+        budget = decision.policy_input["context"]["budget"]
+        replicas = target.get("replicas")
+        wanted = decision.plans[0].params.get("replicas")
+        extra = wanted - replicas if isinstance(wanted, int) and isinstance(replicas, int) else 0
+        return guardrails.Facts(
+            now=at,
+            runs=tuple(runs),
+            replicas=replicas,
+            cluster_nodes=self._node_count() if rails.blast_radius.max_node_share else None,
+            spent_today=float(budget["spent_today"]),
+            plan_cost=max(extra, 0) * float(budget["cost_per_replica_hour"]) * 24,
+            error_budget_remaining=self._error_budget(rails, at=at),
+            breaker_resets=self._breaker_resets(),
+        )
+
+    def _node_count(self) -> int | None:
+        try:
+            return self.cluster.node_count()
+        except SelfhealError as exc:
+            _log.warning("cannot count the cluster's nodes: %s", exc)
+            return None
+
+    def _error_budget(self, rails: guardrails.Guardrails, *, at: float) -> float | None:
+        if rails.error_budget is None:
+            return None
+        try:
+            pairs = self.source.instant(rails.error_budget.query, at=at)
+        except SelfhealError as exc:
+            _log.warning("error budget query failed: %s", exc)
+            return None
+        return float(pairs[0][1]) if pairs else None
+
+    def _breaker_resets(self) -> dict[tuple[str, Target | None], float]:
+        resets: dict[tuple[str, Target | None], float] = {}
+        for record in self.store.audit.records(kind="guardrail.reset"):
+            namespace, _, name = str(record.payload.get("target", "")).partition("/")
+            key = (str(record.payload.get("runbook")), Target("Deployment", namespace, name))
+            resets[key] = record.at
+        return resets
+
+    def _refuse(
+        self,
+        incident: Incident,
+        decision: Decision,
+        refusals: list[guardrails.Refusal],
+        *,
+        at: float,
+    ) -> None:
+        """Record the guardrails' refusal as a decision of its own, and call a person."""
+        assert self.guardrails is not None  # only refusals of configured guardrails get here
+        plan = decision.plans[0]
+        reasons = tuple(f"guardrail {r.guardrail}: {r.reason}" for r in refusals)
+        self.store.decisions.record(
+            Decision(
+                incident_id=incident.id,
+                plans=(),
+                deny=reasons,
+                requires_approval=False,
+                policy_input={
+                    "refused_plan": {"runbook": plan.runbook, "params": dict(plan.params)},
+                    "guardrails_file": str(self.guardrails.path),
+                },
+                policy_output={
+                    "refusals": [{"guardrail": r.guardrail, "reason": r.reason} for r in refusals]
+                },
+                bundle_hash=self.guardrails.hash,
+                decided_at=at,
+            )
+        )
+        self._escalate(incident, "; ".join(reasons), at=at)
 
     def _hold(self, incident: Incident, decision: Decision, *, mode: str, at: float) -> None:
         """Shadow or off: record what enforcing would have done, and do none of it."""

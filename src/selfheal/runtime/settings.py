@@ -196,6 +196,8 @@ class Settings(_Strict):
     telemetry: TelemetrySettings = TelemetrySettings()
     rules: tuple[Path, ...] = pydantic.Field(min_length=1)
     policies: Path
+    # Limits no policy can lift (docs/guardrails.md), re-read while running when it changes.
+    guardrails: Path | None = None
     runbooks: Path
     state_dir: Path = Path(".selfheal/state")
     budget: BudgetSettings = BudgetSettings()
@@ -246,6 +248,11 @@ def load_settings(path: Path) -> Settings:
                 f"{key} directory {getattr(settings, key)} does not exist",
                 location=document.locate([key]),
             )
+    if settings.guardrails is not None and not settings.path(settings.guardrails).is_file():
+        raise ConfigError(
+            f"guardrails file {settings.guardrails} does not exist",
+            location=document.locate(["guardrails"]),
+        )
     if settings.cluster.kubeconfig and not settings.path(settings.cluster.kubeconfig).is_file():
         raise ConfigError(
             "kubeconfig does not exist", location=document.locate(["cluster", "kubeconfig"])

@@ -149,9 +149,13 @@ class AuditLog:
         with self._store.write() as session:
             return append_in(session, kind=kind, subject=subject, payload=payload, at=at)
 
-    def records(self, *, after: int = 0, limit: int | None = None) -> tuple[AuditRecord, ...]:
-        """Records with `seq > after`, oldest first."""
+    def records(
+        self, *, after: int = 0, limit: int | None = None, kind: str | None = None
+    ) -> tuple[AuditRecord, ...]:
+        """Records with `seq > after` (of one kind, if given), oldest first."""
         query = select(schema.AuditRow).where(schema.AuditRow.seq > after)
+        if kind is not None:
+            query = query.where(schema.AuditRow.kind == kind)
         with self._store.read() as session:
             rows = session.scalars(query.order_by(schema.AuditRow.seq).limit(limit))
             return tuple(

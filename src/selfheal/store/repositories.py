@@ -343,6 +343,16 @@ class WorkflowRuns:
             row = session.get(schema.WorkflowRunRow, workflow_id)
             return None if row is None else _run(row)
 
+    def since(self, at: float) -> tuple[WorkflowRun, ...]:
+        """Runs started after `at`, and every run still running however old, oldest first."""
+        query = select(schema.WorkflowRunRow).where(
+            (schema.WorkflowRunRow.started_at > at)
+            | (schema.WorkflowRunRow.status == RunStatus.RUNNING.value)
+        )
+        with self._store.read() as session:
+            rows = session.scalars(query.order_by(schema.WorkflowRunRow.started_at))
+            return tuple(_run(row) for row in rows)
+
 
 class Actions:
     """`store.actions`: each effect recorded under its idempotency key before it happens."""
