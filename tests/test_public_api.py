@@ -181,6 +181,7 @@ SURFACES = {
         "likelihood",
         "nab",
         "novelty",
+        "range_novelty",
         "registry",
         "robust",
         "seasonal",

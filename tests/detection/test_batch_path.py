@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from selfheal.detection.batch import NoveltyBatch, score_series
-from selfheal.detection.novelty import PrototypeNovelty
+from selfheal.detection.range_novelty import RangeNovelty
 
 
 def streamed(values: list[float], **params: float) -> list[float]:
-    detector = PrototypeNovelty(**params)  # type: ignore[arg-type]
+    detector = RangeNovelty(**params)  # type: ignore[arg-type]
     return [detector.process_one(0.0, x) for x in values]
 
 
@@ -35,8 +35,8 @@ def test_the_batch_path_equals_the_streaming_detector_bit_for_bit() -> None:
 
 
 def test_the_batch_path_honours_non_default_parameters() -> None:
-    """A small memory (LRU eviction at work), short suppression and damping: still equal."""
-    params = {"cap": 8, "suppress": 5, "damp": 0.5, "warmup": 20, "span_rate": 0.3}
+    """A small memory (LRU eviction at work), short suppression, other yardsticks: equal."""
+    params = {"cap": 8, "suppress": 5, "warmup": 20, "step_k": 2.0, "gap_k": 1.0, "age_scale": 50.0}
     series = mixed_series()
     assert score_series(series, **params) == [streamed(values, **params) for values in series]
 
@@ -56,6 +56,6 @@ def test_a_missing_sample_changes_nothing_for_that_series() -> None:
     assert with_gap == without
 
 
-def test_only_the_value_feature_is_vectorized() -> None:
-    with pytest.raises(ValueError, match="w = d = 1"):
-        NoveltyBatch(3, w=4)
+def test_parameters_are_validated_as_the_streaming_detector_does() -> None:
+    with pytest.raises(ValueError, match="need cap >= 2"):
+        NoveltyBatch(3, cap=1)

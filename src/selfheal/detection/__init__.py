@@ -2,7 +2,9 @@
 
 Every detector follows one streaming contract (`contract.py`: learn and score one sample,
 higher is more anomalous, seeded, state that can be saved and restored, bounded memory):
-novelty against a bounded memory of visited values (`novelty`, the default), contextual
+novelty of a value against a bounded memory of visited values, measured in units of the
+series' range, volatility and gaps (`range_novelty`, the default; `novelty` is its simpler
+predecessor), contextual
 novelty of quantised transitions (`contextual`), Bayesian online change points (`bocpd`),
 robust z-scores on exponentially weighted baselines (`robust`), a seasonal profile
 (`seasonal`), CUSUM change detection (`changepoint`), and an anomaly-likelihood layer and
@@ -22,6 +24,7 @@ from selfheal.detection import (
     likelihood,
     nab,
     novelty,
+    range_novelty,
     registry,
     robust,
     seasonal,
@@ -37,6 +40,7 @@ __all__ = [
     "likelihood",
     "nab",
     "novelty",
+    "range_novelty",
     "registry",
     "robust",
     "seasonal",

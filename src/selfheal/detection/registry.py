@@ -15,6 +15,7 @@ from selfheal.detection.contextual import ContextualNovelty
 from selfheal.detection.contract import Detector, StreamingDetector
 from selfheal.detection.likelihood import AnomalyLikelihood, Ensemble
 from selfheal.detection.novelty import PrototypeNovelty
+from selfheal.detection.range_novelty import RangeNovelty
 from selfheal.detection.robust import RobustZ
 from selfheal.detection.seasonal import DAY, WEEK, SeasonalProfile
 
@@ -50,6 +51,10 @@ def _likelihood_robust(*, seed: int = 0) -> StreamingDetector:
 
 
 def _novelty(*, seed: int = 0) -> StreamingDetector:
+    return RangeNovelty(seed=seed)
+
+
+def _prototype_novelty(*, seed: int = 0) -> StreamingDetector:
     return PrototypeNovelty(seed=seed)
 
 
@@ -83,6 +88,7 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
     "ensemble": _ensemble,
     "quick": _quick,
     "novelty": _novelty,
+    "prototype-novelty": _prototype_novelty,
     "contextual": _contextual,
     "bocpd": _bocpd,
 }
@@ -98,7 +104,8 @@ THRESHOLDS: dict[str, float] = {
     "likelihood-robust-z": 0.36,
     "ensemble": 0.46,
     "quick": 0.61,
-    "novelty": 0.70,
+    "novelty": 0.75,
+    "prototype-novelty": 0.70,
     "contextual": 0.47,
     "bocpd": 0.53,
 }
