@@ -224,6 +224,25 @@ def run(
         raise _fail(error) from None
 
 
+@app.command()
+def runbooks(
+    out: Annotated[Path, typer.Option("--out", help="Write the pages into this directory.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Default: examples/flash-sale/selfheal.yaml")
+    ] = None,
+) -> None:
+    """Generate a page per runbook from the policies, runbooks and guardrails of a config."""
+    from selfheal.cli import runbook_docs  # noqa: PLC0415 - only this command needs it
+
+    try:
+        settings = load_settings(config or loop.find_default_config())
+        written = runbook_docs.write_docs(settings, out)
+    except ConfigError as error:
+        raise _fail(error) from None
+    for path in written:
+        _console.print(f"wrote {path}", highlight=False)
+
+
 app.add_typer(rules_cmd.rules_app, name="rules")
 app.add_typer(policy_cmd.policy_app, name="policy")
 app.add_typer(guardrails_cmd.guardrails_app, name="guardrails")

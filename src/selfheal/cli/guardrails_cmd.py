@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from selfheal.decision.guardrails import Guardrails, load_guardrails
+from selfheal.decision.guardrails import describe, load_guardrails
 from selfheal.domain.errors import ConfigError, SourceLocation
 from selfheal.domain.time import ScaledClock
 from selfheal.store import open_store
@@ -35,44 +35,6 @@ _errors = Console(stderr=True, soft_wrap=True)
 def _fail(error: ConfigError) -> typer.Exit:
     _errors.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
     return typer.Exit(code=2)
-
-
-def describe(rails: Guardrails) -> list[str]:
-    """One line per guardrail in force, in words."""
-    lines = [
-        f"rate limit: {r.max} per {r.per}"
-        + (f" ({r.runbook} only)" if r.runbook else "")
-        + f" per {r.window:g} s"
-        for r in rails.rate_limits
-    ]
-    if rails.cooldown is not None:
-        lines.append(f"cooldown: {rails.cooldown:g} s per target")
-    if rails.concurrency.global_ is not None:
-        lines.append(f"concurrency: {rails.concurrency.global_} at once")
-    if rails.concurrency.per_namespace is not None:
-        lines.append(f"concurrency: {rails.concurrency.per_namespace} per namespace")
-    radius = rails.blast_radius
-    for label, value in (
-        ("pod share", radius.max_pod_share),
-        ("node share", radius.max_node_share),
-        ("replica change", radius.max_replica_change),
-    ):
-        if value is not None:
-            lines.append(f"blast radius: {label} at most {value}")
-    if not radius.allow_scale_to_zero:
-        lines.append("blast radius: never to zero replicas")
-    if rails.circuit_breaker is not None:
-        breaker = rails.circuit_breaker
-        lines.append(f"circuit breaker: {breaker.failures} failures in {breaker.window:g} s")
-    if rails.daily_cost_budget is not None:
-        lines.append(f"daily cost budget: {rails.daily_cost_budget:g}")
-    if rails.error_budget is not None:
-        rule = rails.error_budget
-        risks = ", ".join(rule.risks)
-        lines.append(f"error budget: {risks} risk blocked below {rule.min_remaining:.0%} left")
-    lines += [f"maintenance window: {w.reason}" for w in rails.maintenance_windows]
-    lines += [f"change freeze: {f.reason}" for f in rails.change_freezes]
-    return lines
 
 
 @guardrails_app.command("check")
