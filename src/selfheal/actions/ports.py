@@ -62,3 +62,22 @@ class Incidents(Protocol):
     """Lifecycle changes an action may make to its incident."""
 
     def escalate(self, *, incident_id: str, reason: str, at: float) -> None: ...
+
+
+class ApprovalBook(Protocol):
+    """Where approval requests and people's verdicts are kept (the store's audit chain)."""
+
+    def request(
+        self,
+        *,
+        workflow_id: str,
+        incident_id: str,
+        runbook: str,
+        approvers: int,
+        timeout: float,
+        at: float,
+    ) -> Any: ...
+
+    def verdicts(self, workflow_id: str) -> Sequence[Any]: ...
+
+    def close(self, workflow_id: str, *, outcome: str, at: float) -> None: ...

@@ -23,6 +23,7 @@ request's encoding for OTLP. A route whose sink is not configured does not exist
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -36,7 +37,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from selfheal.api import ports
-from selfheal.domain.errors import TemporaryError
+from selfheal.domain.errors import ConfigError, TemporaryError
 from selfheal.telemetry import receivers
 from selfheal.telemetry.receivers import alertmanager, otlp, remote_write
 
@@ -73,10 +74,11 @@ def create_app(
     *,
     alerts: ports.AlertSink,
     samples: ports.SampleSink | None = None,
+    approvals: ports.ApprovalDesk | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     clock_now: Callable[[], float] | None = None,
 ) -> fastapi.FastAPI:
-    """The API app; `samples=None` leaves out the OTLP and remote-write routes.
+    """The API app; without `samples` or `approvals`, their routes are left out.
 
     `clock_now` stamps OTLP points that carry no time (default: the wall clock).
     """
@@ -113,6 +115,8 @@ def create_app(
         await run_in_threadpool(alerts.receive, batch)
         return JSONResponse({"status": "ok", "alerts": len(batch.alerts)})
 
+    if approvals is not None:
+        _approval_routes(app, approvals, max_body_bytes=max_body_bytes)
     if samples is None:
         return app
     sink = samples
@@ -140,6 +144,43 @@ def create_app(
         return Response(status_code=204)
 
     return app
+
+
+def _approval_routes(
+    app: fastapi.FastAPI, desk: ports.ApprovalDesk, *, max_body_bytes: int
+) -> None:
+    """POST /api/v1/incidents/{id}/approve|deny with {"as": NAME, "reason": TEXT}."""
+
+    async def verdict(request: Request, incident_id: str, *, approve: bool) -> Response:
+        _require_media_type(request, {_JSON})
+        body = await _read_body(request, limit=max_body_bytes)
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise _Refused(400, f"not JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise _Refused(400, "expected an object", path="$")
+        who, reason = document.get("as"), document.get("reason", "")
+        if not isinstance(who, str) or not who.strip():
+            raise _Refused(400, "say who gives the verdict", path="$.as")
+        if not isinstance(reason, str):
+            raise _Refused(400, "the reason must be a string", path="$.reason")
+        try:
+            await run_in_threadpool(
+                desk.give_verdict, incident_id, approve=approve, by=who, reason=reason
+            )
+        except ConfigError as exc:
+            raise _Refused(409, str(exc)) from exc
+        word = "approved" if approve else "denied"
+        return JSONResponse({"status": word, "incident": incident_id, "by": who})
+
+    @app.post("/api/v1/incidents/{incident_id}/approve")
+    async def approve(request: Request, incident_id: str) -> Response:
+        return await verdict(request, incident_id, approve=True)
+
+    @app.post("/api/v1/incidents/{incident_id}/deny")
+    async def deny(request: Request, incident_id: str) -> Response:
+        return await verdict(request, incident_id, approve=False)
 
 
 async def _write(sink: ports.SampleSink, parsed: list[receivers.TimedSample]) -> None:

@@ -27,3 +27,13 @@ class SampleSink(Protocol):
     """Takes the samples of one OTLP or remote-write request, each with its own time."""
 
     def write(self, samples: Sequence[receivers.TimedSample]) -> None: ...
+
+
+class ApprovalDesk(Protocol):
+    """Takes a person's verdict on an incident's remediation awaiting approval.
+
+    Raises ConfigError when nothing awaits approval or the person already gave a verdict;
+    the API answers 409 with the reason.
+    """
+
+    def give_verdict(self, incident_id: str, *, approve: bool, by: str, reason: str) -> None: ...

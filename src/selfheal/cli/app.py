@@ -224,6 +224,56 @@ def run(
         raise _fail(error) from None
 
 
+def _verdict(incident: str, *, approve: bool, who: str, reason: str, state_dir: Path) -> None:
+    database = state_dir / "state.db"
+    if not database.is_file():
+        raise _fail(ConfigError(f"no state database at {database}"))
+    from selfheal.cli.guardrails_cmd import scenario_now  # noqa: PLC0415 - the shared clock
+
+    try:
+        with open_store(f"sqlite:///{database}") as store:
+            store.approvals.give(
+                incident_id=incident,
+                approve=approve,
+                by=who,
+                reason=reason,
+                at=scenario_now(state_dir),
+            )
+    except ConfigError as error:
+        raise _fail(error) from None
+    word = "approved" if approve else "denied"
+    _console.print(f"{incident}: {word} by {who}", highlight=False)
+
+
+WhoOption = Annotated[str, typer.Option("--as", help="Who you are (goes to the audit chain).")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (goes to the audit chain).")]
+StateDirOption = Annotated[
+    Path, typer.Option("--state-dir", help="The controller's state directory.")
+]
+
+
+@app.command()
+def approve(
+    incident: Annotated[str, typer.Argument(help="The incident awaiting approval.")],
+    who: WhoOption,
+    reason: ReasonOption = "",
+    state_dir: StateDirOption = Path(".selfheal/state"),
+) -> None:
+    """Approve the remediation an incident waits for; recorded with who and why."""
+    _verdict(incident, approve=True, who=who, reason=reason, state_dir=state_dir)
+
+
+@app.command()
+def deny(
+    incident: Annotated[str, typer.Argument(help="The incident awaiting approval.")],
+    who: WhoOption,
+    reason: ReasonOption = "",
+    state_dir: StateDirOption = Path(".selfheal/state"),
+) -> None:
+    """Deny the remediation an incident waits for; it is escalated, nothing runs."""
+    _verdict(incident, approve=False, who=who, reason=reason, state_dir=state_dir)
+
+
 @app.command()
 def runbooks(
     out: Annotated[Path, typer.Option("--out", help="Write the pages into this directory.")],

@@ -233,7 +233,7 @@ def _start_api(settings: Settings, controller: Controller) -> Any:
             "only for now (127.0.0.1:PORT)"
         )
     api = ApiServer(
-        create_app(alerts=controller, samples=controller.telemetry),
+        create_app(alerts=controller, samples=controller.telemetry, approvals=controller),
         port=int(port) or server.free_port(),
     )
     api.start()

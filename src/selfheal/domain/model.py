@@ -69,6 +69,7 @@ class IncidentState(enum.StrEnum):
 
     OPEN = "open"
     DECIDING = "deciding"
+    AWAITING_APPROVAL = "awaiting_approval"
     REMEDIATING = "remediating"
     VERIFIED = "verified"
     ROLLED_BACK = "rolled_back"

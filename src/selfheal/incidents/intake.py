@@ -30,11 +30,16 @@ TRANSITIONS: Mapping[IncidentState, frozenset[IncidentState]] = {
     ),
     IncidentState.DECIDING: frozenset(
         {
+            IncidentState.AWAITING_APPROVAL,
             IncidentState.REMEDIATING,
             IncidentState.ESCALATED,
             IncidentState.OPEN,
             IncidentState.RESOLVED,
         }
+    ),
+    # A person approves (remediation starts) or denies / lets it time out (escalated).
+    IncidentState.AWAITING_APPROVAL: frozenset(
+        {IncidentState.REMEDIATING, IncidentState.ESCALATED}
     ),
     IncidentState.REMEDIATING: frozenset(
         {IncidentState.VERIFIED, IncidentState.ROLLED_BACK, IncidentState.ESCALATED}

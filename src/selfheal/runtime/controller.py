@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
-from selfheal.actions import bookkeeping, kubernetes_actions, verify
+from selfheal.actions import approval, bookkeeping, kubernetes_actions, verify
 from selfheal.actions.kubernetes_client import KubernetesCluster
-from selfheal.actions.ports import MetricsQuery
+from selfheal.actions.ports import ApprovalBook, MetricsQuery
 from selfheal.decision import guardrails, policy
 from selfheal.decision.engine import PolicyError
 from selfheal.domain.actions import ActionSpec, StepType
@@ -59,9 +59,11 @@ def build_actions(
     metrics: MetricsQuery,
     recorder: Recorder,
     incidents: IncidentStore,
+    approvals: ApprovalBook,
 ) -> dict[str, ActionSpec]:
     """Every step type this controller can run, wired to its ports."""
     specs = [
+        approval.approval_action(approvals),
         kubernetes_actions.scale_action(cluster),
         kubernetes_actions.wait_available_action(cluster),
         verify.verify_action(metrics),
@@ -76,7 +78,9 @@ def build_actions(
 def step_types() -> dict[str, StepType]:
     """The step types runbooks may use (actions built unwired, only to read their types)."""
     unwired: Any = None
-    actions = build_actions(cluster=unwired, metrics=unwired, recorder=unwired, incidents=unwired)
+    actions = build_actions(
+        cluster=unwired, metrics=unwired, recorder=unwired, incidents=unwired, approvals=unwired
+    )
     return {name: spec.step_type for name, spec in actions.items()}
 
 
@@ -136,6 +140,7 @@ class Controller:
             metrics=metrics,
             recorder=self.recorder,
             incidents=self.incidents,
+            approvals=self.store.approvals,
         )
         self.engine = WorkflowEngine(
             database_url=f"sqlite:///{state_dir / 'workflows.db'}",
@@ -370,8 +375,14 @@ class Controller:
             self._hold(incident, decision, mode=mode, at=now)
         elif decision.deny:
             self._escalate(incident, "; ".join(decision.deny), at=now)
-        elif decision.plans and decision.requires_approval:
-            self._escalate(incident, "the policy requires a person's approval", at=now)
+        elif decision.plans and self._busy_with(incident) is not None:
+            busy = self._busy_with(incident)
+            self.incidents.move(
+                incident.id,
+                IncidentState.OPEN,
+                at=now,
+                reason=f"{busy} is already remediating the same target",
+            )
         elif decision.plans:
             refusals = self.guardrail_refusals(incident, decision, at=now)
             if refusals:
@@ -516,27 +527,31 @@ class Controller:
             at=at,
         )
 
+    def _busy_with(self, incident: Incident) -> str | None:
+        """Another incident whose remediation of the same target is under way, if any.
+
+        Checked before the guardrails: a second symptom of a problem already being fixed
+        waits quietly instead of tripping the cooldown and paging someone.
+        """
+        for state in (IncidentState.REMEDIATING, IncidentState.AWAITING_APPROVAL):
+            for other in self.store.incidents.list(state=state):
+                if other.id != incident.id and other.target == incident.target:
+                    return str(other.id)
+        return None
+
     def _dispatch(self, incident: Incident, decision: Decision, *, at: float) -> None:
         plan = decision.plans[0]
-        busy = [
-            other
-            for other in self.store.incidents.list(state=IncidentState.REMEDIATING)
-            if other.id != incident.id and other.target == incident.target
-        ]
-        if busy:
-            self.incidents.move(
-                incident.id,
-                IncidentState.OPEN,
-                at=at,
-                reason=f"{busy[0].id} is already remediating the same target",
-            )
-            return
+        gate = None
+        if decision.requires_approval:
+            two = plan.runbook in self.settings.approvals.two_person
+            gate = {"timeout": self.settings.approvals.timeout, "approvers": 2 if two else 1}
         try:
             self.engine.start(
                 workflow_id=workflow_id_for(incident, plan.runbook),
                 runbook=plan.runbook,
                 params=plan.params,
                 incident=_incident_context(incident),
+                approval=gate,
             )
         except ConfigError as exc:
             self._escalate(incident, f"the policy's plan cannot run: {exc}", at=at)
@@ -551,6 +566,12 @@ class Controller:
             at=at,
         )
         self.incidents.move(incident.id, IncidentState.ESCALATED, reason=reason, at=at)
+
+    def give_verdict(self, incident_id: str, *, approve: bool, by: str, reason: str) -> None:
+        """The API's ApprovalDesk: record a person's verdict (the waiting step reads it)."""
+        self.store.approvals.give(
+            incident_id=incident_id, approve=approve, by=by, reason=reason, at=self.clock.now()
+        )
 
     def close(self) -> None:
         self.bundle.close()

@@ -106,14 +106,23 @@ class Recorder:
         params: Mapping[str, Any],
         incident: Mapping[str, Any],
         at: float,
+        waits_for_approval: bool = False,
     ) -> None:
         incident_id = IncidentId(str(incident["id"]))
         self._store.workflows.start(
             WorkflowId(workflow_id), incident_id=incident_id, runbook=runbook, params=params, at=at
         )
-        self._incidents.move(
-            incident_id, IncidentState.REMEDIATING, reason=f"runbook {runbook} started", at=at
-        )
+        if waits_for_approval:
+            self._incidents.move(
+                incident_id,
+                IncidentState.AWAITING_APPROVAL,
+                reason=f"runbook {runbook} waits for a person's approval",
+                at=at,
+            )
+        else:
+            self._incidents.move(
+                incident_id, IncidentState.REMEDIATING, reason=f"runbook {runbook} started", at=at
+            )
 
     def step_finished(
         self,
@@ -157,17 +166,37 @@ class Recorder:
             },
             at=at,
         )
+        if step_type == "approval.wait" and status == "ok":
+            run = self._store.workflows.find(WorkflowId(workflow_id))
+            if run is not None:
+                approvers = ", ".join(output.get("approved_by", []))
+                self._incidents.move(
+                    run.incident_id,
+                    IncidentState.REMEDIATING,
+                    reason=f"runbook {run.runbook} approved by {approvers}",
+                    at=at,
+                )
 
     def workflow_finished(
         self,
         *,
         workflow_id: str,
         outcome: str,
-        summary: Mapping[str, Any],  # noqa: ARG002 - the store keeps the steps one by one
+        summary: Mapping[str, Any],
         at: float,
     ) -> None:
         run = self._store.workflows.find(WorkflowId(workflow_id))
         succeeded = outcome == "succeeded"
+        if outcome == "denied":
+            self._store.workflows.finish(
+                WorkflowId(workflow_id),
+                status=RunStatus.CANCELLED,
+                at=at,
+                outcome=Outcome.ESCALATED,
+            )
+            if run is not None:
+                self._deny(run.incident_id, run.runbook, summary, at=at)
+            return
         self._store.workflows.finish(
             WorkflowId(workflow_id),
             status=RunStatus.SUCCEEDED if succeeded else RunStatus.FAILED,
@@ -184,6 +213,22 @@ class Recorder:
             self._incidents.move(
                 incident.id, state, reason=f"runbook {run.runbook}: {outcome}", at=at
             )
+
+    def _deny(
+        self, incident_id: IncidentId, runbook: str, summary: Mapping[str, Any], *, at: float
+    ) -> None:
+        """An approval denied or timed out: nothing ran; a person takes the incident."""
+        reason = f"runbook {runbook} not approved: {summary.get('error', 'denied')}"
+        incident = self._store.incidents.get(incident_id)
+        self.notify(
+            channel="on-call",
+            message=f"incident {incident_id} ({incident.alert_name}) needs a person: {reason}",
+            severity="critical",
+            incident={"id": incident_id, "alert": incident.alert_name},
+            key=f"{incident_id}/approval-denied",
+            at=at,
+        )
+        self._incidents.move(incident_id, IncidentState.ESCALATED, reason=reason, at=at)
 
     # ---- Notifier -----------------------------------------------------------------------
     def notify(

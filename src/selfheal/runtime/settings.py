@@ -188,6 +188,14 @@ class ModeSettings(_Strict):
         return own if MODE_STRICTNESS[own] > MODE_STRICTNESS[self.policy] else self.policy
 
 
+class ApprovalSettings(_Strict):
+    """How long a remediation waits for people, and which runbooks need two of them."""
+
+    timeout: Annotated[Duration, pydantic.Field(gt=0)] = 900.0
+    # Destructive runbooks: two distinct people must approve (a two-person rule).
+    two_person: tuple[str, ...] = ()
+
+
 class Settings(_Strict):
     """A whole `selfheal.yaml`."""
 
@@ -205,6 +213,7 @@ class Settings(_Strict):
     alerts: AlertSettings = AlertSettings()
     anomalies: AnomalySettings = AnomalySettings()
     modes: ModeSettings = ModeSettings()
+    approvals: ApprovalSettings = ApprovalSettings()
     api: ApiSettings | None = None
     notifications: dict[str, ChannelSettings] = pydantic.Field(default_factory=dict)
     external_labels: dict[str, str] = pydantic.Field(default_factory=dict)

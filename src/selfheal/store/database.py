@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from selfheal.domain.errors import ConfigError, PermanentError, SelfhealError, TemporaryError
-from selfheal.store import audit, repositories, schema
+from selfheal.store import approvals, audit, repositories, schema
 
 # How long a SQLite writer waits for the write lock before giving up (milliseconds). Appends
 # take well under a millisecond, so 30 s only runs out when something holds the lock wrongly.
@@ -67,6 +67,7 @@ class Store:
         self.actions = repositories.Actions(self)
         self.notifications = repositories.Notifications(self)
         self.budget = repositories.BudgetLedger(self)
+        self.approvals = approvals.Approvals(self)
 
     @contextmanager
     def write(self) -> Iterator[Session]:

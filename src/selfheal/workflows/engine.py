@@ -46,6 +46,7 @@ class WorkflowObserver(Memo, Protocol):
         params: Mapping[str, Any],
         incident: Mapping[str, Any],
         at: float,
+        waits_for_approval: bool = False,
     ) -> None: ...
 
     def step_finished(
@@ -89,6 +90,7 @@ def _record_start(request: dict[str, Any]) -> float:
         params=request["params"],
         incident=request["incident"],
         at=at,
+        waits_for_approval=bool(request.get("approval")),
     )
     return at
 
@@ -180,6 +182,18 @@ def run_runbook(request: dict[str, Any]) -> dict[str, Any]:
         "steps": {},
     }
     results: dict[str, Any] = {}
+    gate = request.get("approval")
+    if gate:
+        # People first: nothing runs until they approve; a deny or the timeout ends the run
+        # with nothing changed, so there is nothing to compensate.
+        spec = approval_step(runbook.name, timeout=gate["timeout"], approvers=gate["approvers"])
+        result = _run_step(request, spec, context, compensation=False)
+        results["approval"] = result
+        context["steps"]["approval"] = result["output"]
+        if result["status"] != "ok":
+            summary = {"failed_step": "approval", "error": result["error"], "steps": results}
+            _record_finish(request["workflow_id"], "denied", {**summary, "compensation": {}})
+            return {"outcome": "denied", **summary, "compensation": {}}
     for step in runbook.order():
         result = _run_step(request, step.model_dump(mode="json"), context, compensation=False)
         results[step.id] = result
@@ -204,6 +218,17 @@ def run_runbook(request: dict[str, Any]) -> dict[str, Any]:
     summary = {"failed_step": None, "error": "", "steps": results, "compensation": {}}
     _record_finish(request["workflow_id"], "succeeded", summary)
     return {"outcome": "succeeded", **summary}
+
+
+def approval_step(runbook: str, *, timeout: float, approvers: int) -> dict[str, Any]:
+    """The step that waits for people; its own timeout leaves the wait room to finish."""
+    return Step(
+        id="approval",
+        type="approval.wait",
+        description="Wait for people to approve; deny on timeout.",
+        params={"timeout": timeout, "approvers": approvers, "runbook": runbook},
+        timeout=timeout + 60.0,
+    ).model_dump(mode="json")
 
 
 def _require() -> tuple[WorkflowObserver, Clock]:
@@ -261,10 +286,17 @@ class WorkflowEngine:
         runbook: str,
         params: Mapping[str, Any],
         incident: Mapping[str, Any],
+        approval: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Start a runbook unless a workflow with this ID exists; True if it was new."""
+        """Start a runbook unless a workflow with this ID exists; True if it was new.
+
+        With `approval` (`{"timeout": seconds, "approvers": n}`) the run first waits for
+        people (`approval.wait`, which must be among the engine's actions).
+        """
         if runbook not in _registry.runbooks:
             raise ConfigError(f"no runbook named {runbook!r}")
+        if approval is not None and "approval.wait" not in _registry.actions:
+            raise ConfigError("approvals need the approval.wait step type")
         resolved = _registry.runbooks[runbook].resolve_params(params)
         with self._lock:
             existing = DBOS.get_workflow_status(workflow_id)
@@ -275,6 +307,7 @@ class WorkflowEngine:
                 "runbook": runbook,
                 "params": resolved,
                 "incident": dict(incident),
+                "approval": dict(approval) if approval is not None else None,
             }
             with SetWorkflowID(workflow_id):
                 DBOS.start_workflow(run_runbook, request)

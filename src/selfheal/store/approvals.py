@@ -1,0 +1,146 @@
+"""`store.approvals`: requests for a person's approval and the verdicts given, on the record.
+
+Approvals live in the audit chain itself, as records of three kinds keyed by the workflow
+that waits: `approval.requested` (which runbook, how many approvers, the deadline),
+`approval.given` (approve or deny, by whom, why) and `approval.closed` (approved, denied or
+timed out). The chain is append-only and hash-linked, so who approved what cannot be edited
+afterwards, and every process that opens the store (the controller, `selfheal approve`, the
+REST API) sees the same verdicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from selfheal.domain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from selfheal.store.database import Store
+
+__all__ = ["ApprovalRequest", "Approvals", "GivenVerdict"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """A remediation waiting for `approvers` distinct people until `deadline`."""
+
+    workflow_id: str
+    incident_id: str
+    runbook: str
+    approvers: int
+    requested_at: float
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class GivenVerdict:
+    """One person's approve or deny, with their reason."""
+
+    workflow_id: str
+    incident_id: str
+    approve: bool
+    by: str
+    reason: str
+    at: float
+
+
+class Approvals:
+    """Approval requests and verdicts, read from and appended to the audit chain."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def request(
+        self,
+        *,
+        workflow_id: str,
+        incident_id: str,
+        runbook: str,
+        approvers: int,
+        timeout: float,
+        at: float,
+    ) -> ApprovalRequest:
+        """Ask for approval; asking again (after a crash) returns the first request."""
+        existing = self.find(workflow_id)
+        if existing is not None:
+            return existing
+        request = ApprovalRequest(workflow_id, incident_id, runbook, approvers, at, at + timeout)
+        self._store.audit.append(
+            "approval.requested",
+            workflow_id,
+            {
+                "incident_id": incident_id,
+                "runbook": runbook,
+                "approvers": approvers,
+                "deadline": request.deadline,
+            },
+            at=at,
+        )
+        return request
+
+    def find(self, workflow_id: str) -> ApprovalRequest | None:
+        for record in self._store.audit.records(kind="approval.requested"):
+            if record.subject == workflow_id:
+                payload = record.payload
+                return ApprovalRequest(
+                    workflow_id,
+                    str(payload["incident_id"]),
+                    str(payload["runbook"]),
+                    int(payload["approvers"]),
+                    record.at,
+                    float(payload["deadline"]),
+                )
+        return None
+
+    def pending(self, incident_id: str) -> ApprovalRequest | None:
+        """The incident's request that is still open, if any."""
+        closed = {r.subject for r in self._store.audit.records(kind="approval.closed")}
+        found = None
+        for record in self._store.audit.records(kind="approval.requested"):
+            if record.payload.get("incident_id") == incident_id and record.subject not in closed:
+                found = self.find(record.subject)
+        return found
+
+    def verdicts(self, workflow_id: str) -> list[GivenVerdict]:
+        return [
+            GivenVerdict(
+                workflow_id,
+                str(record.payload["incident_id"]),
+                bool(record.payload["approve"]),
+                str(record.payload["by"]),
+                str(record.payload["reason"]),
+                record.at,
+            )
+            for record in self._store.audit.records(kind="approval.given")
+            if record.subject == workflow_id
+        ]
+
+    def give(
+        self, *, incident_id: str, approve: bool, by: str, reason: str, at: float
+    ) -> GivenVerdict:
+        """Record a person's verdict on the incident's open request.
+
+        Refused (ConfigError) when nothing awaits approval or the same person already gave
+        a verdict: a two-person rule needs two people, not one person twice.
+        """
+        if not by.strip():
+            raise ConfigError("an approval needs the approver's name (--as)")
+        request = self.pending(incident_id)
+        if request is None:
+            raise ConfigError(f"incident {incident_id} has no remediation awaiting approval")
+        if any(v.by == by for v in self.verdicts(request.workflow_id)):
+            raise ConfigError(f"{by} already gave a verdict on {request.workflow_id}")
+        self._store.audit.append(
+            "approval.given",
+            request.workflow_id,
+            {"incident_id": incident_id, "approve": approve, "by": by, "reason": reason},
+            at=at,
+        )
+        return GivenVerdict(request.workflow_id, incident_id, approve, by, reason, at)
+
+    def close(self, workflow_id: str, *, outcome: str, at: float) -> None:
+        """Close a request (approved, denied, timed_out); closing twice changes nothing."""
+        if any(r.subject == workflow_id for r in self._store.audit.records(kind="approval.closed")):
+            return
+        self._store.audit.append("approval.closed", workflow_id, {"outcome": outcome}, at=at)
