@@ -182,6 +182,7 @@ SURFACES = {
         "nab",
         "novelty",
         "range_novelty",
+        "range_novelty_plus",
         "registry",
         "robust",
         "seasonal",

@@ -56,7 +56,7 @@ def run(*, data: Path, detector: str | None, results_out: Path | None) -> dict[s
         nab_harness.write_results(results_out, data=loaded, run=evaluation.run, detector=name)
     memory = evaluation.run.peak_memory_bytes
     folds = nab_harness.cross_validate(loaded, evaluation.run)
-    batch_cost = _batch_cost(loaded) if name == "novelty" else None
+    batch_cost = _batch_cost(loaded) if name == "range-novelty" else None
     return {
         "detector": name,
         "files": len(loaded.series),

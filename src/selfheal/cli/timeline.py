@@ -196,8 +196,8 @@ def print_bench(console: Console, results: dict[str, Any]) -> None:
     console.print(f"twin: a scenario day in {twin['wall_s']} s ({twin['ticks_per_s']:,} ticks/s)")
     detectors = results["detectors"]
     console.print(
-        f"detector {detectors['detector']}: {detectors['batch_us_per_sample']} us/sample on the "
-        f"batch path ({detectors['series']} series), "
+        f"detector {detectors['batch_detector']}: {detectors['batch_us_per_sample']} us/sample "
+        f"on the batch path ({detectors['series']} series); {detectors['detector']}: "
         f"{detectors['streaming_us_per_sample']} us/sample one series at a time"
     )
 

@@ -3,12 +3,12 @@
 Every detector follows one streaming contract (`contract.py`: learn and score one sample,
 higher is more anomalous, seeded, state that can be saved and restored, bounded memory):
 novelty of a value against a bounded memory of visited values, measured in units of the
-series' range, volatility and gaps (`range_novelty`, the default; `novelty` is its simpler
-predecessor), contextual
+series' range, volatility and gaps (`range_novelty`), with a daily-shape channel
+(`range_novelty_plus`, the default; `novelty` is their simpler predecessor), contextual
 novelty of quantised transitions (`contextual`), Bayesian online change points (`bocpd`),
 robust z-scores on exponentially weighted baselines (`robust`), a seasonal profile
 (`seasonal`), CUSUM change detection (`changepoint`), and an anomaly-likelihood layer and
-ensemble in [0, 1] (`likelihood`). `batch` runs the default detector over many series at
+ensemble in [0, 1] (`likelihood`). `batch` runs `range_novelty` over many series at
 once in numpy arrays. `registry` names them; `correlation` combines the anomalies of one
 service into a confidence. `nab` scores detectors the way the Numenta Anomaly Benchmark
 does, so our numbers can be compared with the published ones.
@@ -25,6 +25,7 @@ from selfheal.detection import (
     nab,
     novelty,
     range_novelty,
+    range_novelty_plus,
     registry,
     robust,
     seasonal,
@@ -41,6 +42,7 @@ __all__ = [
     "nab",
     "novelty",
     "range_novelty",
+    "range_novelty_plus",
     "registry",
     "robust",
     "seasonal",

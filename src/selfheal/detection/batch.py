@@ -2,7 +2,8 @@
 
 The controller watches hundreds of series and feeds each one sample per round; a Python
 object per series costs a method call and a few numpy calls per sample. `NoveltyBatch` keeps
-the state of `RangeNovelty` (the default detector) for `series` series in arrays and advances
+the state of `RangeNovelty` (the default detector without its daily-shape channel) for
+`series` series in arrays and advances
 all of them by one sample with a few dozen vectorized operations, so the cost per sample
 falls with the number of series (`selfheal bench` reports both paths).
 

@@ -16,6 +16,7 @@ from selfheal.detection.contract import Detector, StreamingDetector
 from selfheal.detection.likelihood import AnomalyLikelihood, Ensemble
 from selfheal.detection.novelty import PrototypeNovelty
 from selfheal.detection.range_novelty import RangeNovelty
+from selfheal.detection.range_novelty_plus import RangeNoveltyPlus
 from selfheal.detection.robust import RobustZ
 from selfheal.detection.seasonal import DAY, WEEK, SeasonalProfile
 
@@ -51,6 +52,10 @@ def _likelihood_robust(*, seed: int = 0) -> StreamingDetector:
 
 
 def _novelty(*, seed: int = 0) -> StreamingDetector:
+    return RangeNoveltyPlus(seed=seed)
+
+
+def _range_novelty(*, seed: int = 0) -> StreamingDetector:
     return RangeNovelty(seed=seed)
 
 
@@ -88,6 +93,7 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
     "ensemble": _ensemble,
     "quick": _quick,
     "novelty": _novelty,
+    "range-novelty": _range_novelty,
     "prototype-novelty": _prototype_novelty,
     "contextual": _contextual,
     "bocpd": _bocpd,
@@ -105,6 +111,7 @@ THRESHOLDS: dict[str, float] = {
     "ensemble": 0.46,
     "quick": 0.61,
     "novelty": 0.75,
+    "range-novelty": 0.75,
     "prototype-novelty": 0.70,
     "contextual": 0.47,
     "bocpd": 0.53,
