@@ -20,6 +20,7 @@ from selfheal.cli import loop, stack
 from selfheal.cli.api_server import ApiServer
 from selfheal.runtime.settings import (
     AlertSettings,
+    AnomalySettings,
     ApiSettings,
     SourceSettings,
     TelemetrySettings,
@@ -62,12 +63,15 @@ def run_stack_demo(
                 ),
                 "alerts": AlertSettings(source="alertmanager"),
                 "api": ApiSettings(listen=f"127.0.0.1:{api_port}"),
+                # This demo measures the Prometheus -> Alertmanager -> webhook path; an
+                # anomaly watch firing first would remediate without it.
+                "anomalies": AnomalySettings(),
             }
         )
         run = loop.prepare_embedded(
             stacked, scenario_name=scenario_name, speed=1.0, state_dir=state_dir, port=twin_port
         )
-        api = ApiServer(create_app(alerts=run.controller), port=api_port)
+        api = ApiServer(create_app(alerts=run.controller, approvals=run.controller), port=api_port)
         api.start()
         run.twin_server.start()
         finished = _first_remediation_over(run, settle_after_s)
