@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from selfheal.domain.errors import TemporaryError
 from selfheal.domain.model import IncidentState
 from selfheal.store import open_store
 
@@ -51,6 +52,10 @@ def start_demo(config: Path, state: Path) -> subprocess.Popen[str]:
             "--json",
             "--speed",
             "10",
+            # Four scenario minutes hold the surge, the approval (or its timeout), the scale
+            # and its verification; the rest of the scenario would only add wall time.
+            "--duration",
+            "4m",
             "--config",
             str(config),
             "--state-dir",
@@ -74,8 +79,11 @@ def awaiting(state: Path, *, within: float = 120.0) -> str:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if (state / "state.db").is_file():
-            with open_store(f"sqlite:///{state / 'state.db'}") as store:
-                waiting = store.incidents.list(state=IncidentState.AWAITING_APPROVAL)
+            try:
+                with open_store(f"sqlite:///{state / 'state.db'}") as store:
+                    waiting = store.incidents.list(state=IncidentState.AWAITING_APPROVAL)
+            except TemporaryError:  # the running controller holds the write lock now
+                continue
             if waiting:
                 return str(waiting[0].id)
         time.sleep(0.2)
@@ -86,7 +94,12 @@ def test_an_approved_plan_runs_and_the_approver_is_in_the_audit_chain(tmp_path: 
     config = risky_example(tmp_path, timeout="10m")
     state = tmp_path / "state"
     demo = start_demo(config, state)
-    incident = awaiting(state)
+    try:
+        incident = awaiting(state)
+    except BaseException:
+        demo.kill()
+        demo.communicate()
+        raise
     approved = subprocess.run(
         [
             sys.executable,

@@ -16,12 +16,20 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from selfheal.cli import detect_replay, guardrails_cmd, loop, policy_cmd, rules_cmd, timeline
+from selfheal.cli import (
+    detect_replay,
+    guardrails_cmd,
+    loop,
+    policy_cmd,
+    rules_cmd,
+    store_access,
+    timeline,
+)
 from selfheal.domain import time as time_module
-from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation
+from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation, TemporaryError
 from selfheal.formats import durations
 from selfheal.runtime.settings import load_settings
-from selfheal.store import audit, open_store
+from selfheal.store import Store, audit, open_store
 from selfheal.twin import report, scenario, server
 from selfheal.twin.simulation import Simulation
 
@@ -230,16 +238,18 @@ def _verdict(incident: str, *, approve: bool, who: str, reason: str, state_dir: 
         raise _fail(ConfigError(f"no state database at {database}"))
     from selfheal.cli.guardrails_cmd import scenario_now  # noqa: PLC0415 - the shared clock
 
+    def give(store: Store) -> None:
+        store.approvals.give(
+            incident_id=incident,
+            approve=approve,
+            by=who,
+            reason=reason,
+            at=scenario_now(state_dir),
+        )
+
     try:
-        with open_store(f"sqlite:///{database}") as store:
-            store.approvals.give(
-                incident_id=incident,
-                approve=approve,
-                by=who,
-                reason=reason,
-                at=scenario_now(state_dir),
-            )
-    except ConfigError as error:
+        store_access.with_running_store(database, give)
+    except (ConfigError, TemporaryError) as error:
         raise _fail(error) from None
     word = "approved" if approve else "denied"
     _console.print(f"{incident}: {word} by {who}", highlight=False)

@@ -16,10 +16,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from selfheal.cli import store_access
 from selfheal.decision.guardrails import describe, load_guardrails
-from selfheal.domain.errors import ConfigError, SourceLocation
+from selfheal.domain.errors import ConfigError, SourceLocation, TemporaryError
 from selfheal.domain.time import ScaledClock
-from selfheal.store import open_store
+from selfheal.store import Store
 
 guardrails_app = typer.Typer(
     name="guardrails",
@@ -94,11 +95,17 @@ def reset_breaker(
     database = state_dir / "state.db"
     if not database.is_file():
         raise _fail(ConfigError(f"no state database at {database}"))
-    with open_store(f"sqlite:///{database}") as store:
+
+    def reset(store: Store) -> None:
         store.audit.append(
             "guardrail.reset",
             f"{runbook}@{target}",
             {"runbook": runbook, "target": target, "by": who, "reason": reason},
             at=scenario_now(state_dir),
         )
+
+    try:
+        store_access.with_running_store(database, reset)
+    except TemporaryError as error:
+        raise _fail(ConfigError(str(error))) from None
     _console.print(f"circuit breaker of {runbook} on {target} reset by {who}", highlight=False)
