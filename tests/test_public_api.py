@@ -180,7 +180,6 @@ SURFACES = {
         "correlation",
         "likelihood",
         "nab",
-        "novelty",
         "range_novelty",
         "range_novelty_plus",
         "registry",

@@ -11,18 +11,11 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale"
 CHECKED_IN = EXAMPLE / "runbook-docs"
 
 
-def generate(out: Path) -> subprocess.CompletedProcess[str]:
+def generate(
+    out: Path, config: Path = EXAMPLE / "selfheal.yaml"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "selfheal",
-            "runbooks",
-            "--out",
-            str(out),
-            "--config",
-            str(EXAMPLE / "selfheal.yaml"),
-        ],
+        [sys.executable, "-m", "selfheal", "runbooks", "--out", str(out), "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -77,21 +70,6 @@ def test_a_policy_change_shows_up_in_the_regenerated_page(tmp_path: Path) -> Non
         encoding="utf-8",
     )
     out = tmp_path / "docs"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "selfheal",
-            "runbooks",
-            "--out",
-            str(out),
-            "--config",
-            str(copy / "selfheal.yaml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = generate(out, copy / "selfheal.yaml")
     assert result.returncode == 0, result.stderr
     assert "input.context.now > 0" in (out / "scale-up.md").read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ Every detector follows one streaming contract (`contract.py`: learn and score on
 higher is more anomalous, seeded, state that can be saved and restored, bounded memory):
 novelty of a value against a bounded memory of visited values, measured in units of the
 series' range, volatility and gaps (`range_novelty`), with a daily-shape channel
-(`range_novelty_plus`, the default; `novelty` is their simpler predecessor), contextual
+(`range_novelty_plus`, the default), contextual
 novelty of quantised transitions (`contextual`), Bayesian online change points (`bocpd`),
 robust z-scores on exponentially weighted baselines (`robust`), a seasonal profile
 (`seasonal`), CUSUM change detection (`changepoint`), and an anomaly-likelihood layer and
@@ -23,7 +23,6 @@ from selfheal.detection import (
     correlation,
     likelihood,
     nab,
-    novelty,
     range_novelty,
     range_novelty_plus,
     registry,
@@ -40,7 +39,6 @@ __all__ = [
     "correlation",
     "likelihood",
     "nab",
-    "novelty",
     "range_novelty",
     "range_novelty_plus",
     "registry",

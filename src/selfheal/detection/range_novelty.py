@@ -1,8 +1,8 @@
 """Value novelty against a bounded prototype memory, in units of range, volatility and gaps.
 
-An evolution of `selfheal.detection.novelty.PrototypeNovelty` (ART / nearest-neighbour
-style: "have we ever been near this value?"). The memory is the same; what changes is the
-yardstick a novelty is measured with, and a small bonus for values not visited for long.
+ART / nearest-neighbour style novelty ("have we ever been near this value?"), measured with
+yardsticks that make it comparable across series, plus a small bonus for values not visited
+for long.
 
 - **Memory.** At most `cap` prototypes of single values (a fixed numpy array). The nearest
   one "resonates" when it lies within `vigilance` (in range units) of the value and then

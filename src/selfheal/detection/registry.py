@@ -14,7 +14,6 @@ from selfheal.detection.changepoint import Cusum
 from selfheal.detection.contextual import ContextualNovelty
 from selfheal.detection.contract import Detector, StreamingDetector
 from selfheal.detection.likelihood import AnomalyLikelihood, Ensemble
-from selfheal.detection.novelty import PrototypeNovelty
 from selfheal.detection.range_novelty import RangeNovelty
 from selfheal.detection.range_novelty_plus import RangeNoveltyPlus
 from selfheal.detection.robust import RobustZ
@@ -59,10 +58,6 @@ def _range_novelty(*, seed: int = 0) -> StreamingDetector:
     return RangeNovelty(seed=seed)
 
 
-def _prototype_novelty(*, seed: int = 0) -> StreamingDetector:
-    return PrototypeNovelty(seed=seed)
-
-
 def _contextual(*, seed: int = 0) -> StreamingDetector:
     return ContextualNovelty(seed=seed)
 
@@ -94,7 +89,6 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
     "quick": _quick,
     "novelty": _novelty,
     "range-novelty": _range_novelty,
-    "prototype-novelty": _prototype_novelty,
     "contextual": _contextual,
     "bocpd": _bocpd,
 }
@@ -112,7 +106,6 @@ THRESHOLDS: dict[str, float] = {
     "quick": 0.61,
     "novelty": 0.75,
     "range-novelty": 0.75,
-    "prototype-novelty": 0.70,
     "contextual": 0.47,
     "bocpd": 0.53,
 }
