@@ -375,8 +375,7 @@ class Controller:
             self._hold(incident, decision, mode=mode, at=now)
         elif decision.deny:
             self._escalate(incident, "; ".join(decision.deny), at=now)
-        elif decision.plans and self._busy_with(incident) is not None:
-            busy = self._busy_with(incident)
+        elif decision.plans and (busy := self._busy_with(incident)) is not None:
             self.incidents.move(
                 incident.id,
                 IncidentState.OPEN,
