@@ -132,6 +132,7 @@ SURFACES = {
     ],
     "store": [
         "ActionRecord",
+        "Arrival",
         "ActionStatus",
         "AuditLog",
         "AuditRecord",
@@ -151,7 +152,14 @@ SURFACES = {
         "schema",
         "verify",
     ],
-    "incidents": ["IncidentIntake", "IncidentRepository", "Intake", "intake", "target_of"],
+    "incidents": [
+        "IncidentIntake",
+        "IncidentRepository",
+        "Intake",
+        "incident_key",
+        "intake",
+        "target_of",
+    ],
     "workflows": [
         "Runbook",
         "WorkflowEngine",

@@ -127,3 +127,53 @@ def test_escalated_incident_waits_for_a_person_and_absorbs_new_alerts(store: Sto
     assert again.joined
     assert again.incident is not None
     assert again.incident.state == IncidentState.ESCALATED
+
+
+def pod_alert(pod: str, deployment: str, *, state: AlertState = AlertState.FIRING) -> Alert:
+    return Alert(
+        name="PodNotReady",
+        labels={"namespace": "production", "deployment": deployment, "pod": pod},
+        annotations={},
+        state=state,
+        value=1.0,
+        active_at=95.0,
+        fired_at=100.0,
+        resolved_at=200.0 if state == AlertState.RESOLVED else None,
+    )
+
+
+def test_group_by_collapses_per_pod_alerts_into_one_incident_per_workload(store: Store) -> None:
+    intake = IncidentIntake(IncidentStore(store), group_by=("namespace", "deployment"))
+    storm = [pod_alert(f"web-{n}", "web") for n in range(50)]
+    storm += [pod_alert(f"api-{n}", "api") for n in range(30)]
+    results = intake.receive_firing(storm, at=100.0)
+    assert [r.opened for r in results].count(True) == 2
+    assert [r.joined for r in results].count(True) == 78
+    counts = {i.target.name: i.alert_count for i in store.incidents.list() if i.target}
+    assert counts == {"web": 50, "api": 30}
+    joined = store.audit.records(kind="incident.joined")
+    assert {r.payload["alert_labels"]["pod"] for r in joined} == {
+        a.labels["pod"] for a in storm
+    } - {"web-0", "api-0"}
+
+
+def test_without_group_by_each_pod_is_its_own_incident(store: Store) -> None:
+    intake = IncidentIntake(IncidentStore(store))
+    results = intake.receive_firing([pod_alert(f"web-{n}", "web") for n in range(5)], at=100.0)
+    assert all(r.opened for r in results)
+    assert len(store.incidents.list()) == 5
+
+
+def test_one_pod_resolving_leaves_its_group_incident_open(store: Store) -> None:
+    intake = IncidentIntake(IncidentStore(store), group_by=("namespace", "deployment"))
+    intake.receive_firing([pod_alert("web-1", "web"), pod_alert("web-2", "web")], at=100.0)
+    result = intake.receive(pod_alert("web-1", "web", state=AlertState.RESOLVED), at=200.0)
+    assert result.incident is not None
+    assert not result.resolved
+    assert store.incidents.get(result.incident.id).state == IncidentState.OPEN
+
+
+def test_receive_firing_refuses_other_states(store: Store) -> None:
+    intake = IncidentIntake(IncidentStore(store))
+    with pytest.raises(ValueError, match="firing alerts only"):
+        intake.receive_firing([pod_alert("web-1", "web", state=AlertState.RESOLVED)], at=1.0)

@@ -113,7 +113,7 @@ def test_a_signal_resolves_after_resolve_after_without_an_anomaly() -> None:
     resolved = [a for a in later if a.state == AlertState.RESOLVED]
     assert {a.name for a in resolved} == {a.name for a in fired}
     assert all(a.resolved_at is not None and a.resolved_at >= a.fired_at + 30 for a in resolved)  # type: ignore[operator]
-    assert watcher.firing_fingerprints() == set()
+    assert watcher.firing_signals() == []
 
 
 def test_saved_detector_state_resumes_with_identical_scores(tmp_path: Path) -> None:

@@ -77,3 +77,60 @@ def test_over_budget_means_no_scale_and_escalation(
     assert notification.channel == "on-call"
     assert "budget" in notification.message
     assert httpx.get(f"{twin.url}/twin/requests").json() == []
+
+
+def throttling_alert(deployment: str, *, now: float) -> Alert:
+    return Alert(
+        name="CPUThrottling",
+        labels={
+            "namespace": "production",
+            "deployment": deployment,
+            "service": deployment,
+            "remediation": "scale-up",
+        },
+        annotations={},
+        state=AlertState.FIRING,
+        value=0.9,
+        active_at=now - 3,
+        fired_at=now,
+    )
+
+
+def test_a_dispatched_run_counts_for_the_very_next_decision(tmp_path: Path) -> None:
+    """Under `concurrency: {global: 1}`, the second of two back-to-back decisions is refused.
+
+    The first run is on record before its workflow reaches its first step.
+    """
+    rails = tmp_path / "guardrails.yaml"
+    rails.write_text("concurrency: {global: 1}\n", encoding="utf-8")
+    clock = ScaledClock(speed=30)
+    twin = server.TwinServer(server.Twin(scenario.load("flash-sale"), clock=clock))
+    twin.start()
+    settings = load_settings(EXAMPLE).model_copy(
+        update={"state_dir": tmp_path / "state", "guardrails": rails}
+    )
+    controller = Controller(
+        settings, clock=clock, cluster=KubernetesCluster(host=twin.url), targets=[]
+    )
+    try:
+        controller.engine.launch()
+        now = clock.now()
+        first, second = (
+            controller.intake.receive(throttling_alert(name, now=now), at=now).incident
+            for name in ("order-service", "catalog")
+        )
+        assert first is not None
+        assert second is not None
+        controller.decide(first, at=now)
+        controller.decide(second, at=now)
+        assert controller.store.incidents.get(first.id).state == IncidentState.REMEDIATING
+        refused = controller.store.incidents.get(second.id)
+        assert refused.state == IncidentState.ESCALATED
+        [notification] = controller.store.notifications.list(incident_id=second.id)
+        assert "guardrail concurrency: 1 remediations running, at the limit of 1" in (
+            notification.message
+        )
+    finally:
+        controller.engine.shutdown()
+        controller.close()
+        twin.stop()

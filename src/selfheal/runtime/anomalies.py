@@ -131,9 +131,9 @@ class AnomalyWatcher:
                 self.firing[key] = _Firing(signal, fired_at=at, last_anomalous=at)
         return self._alerts(at)
 
-    def firing_fingerprints(self) -> set[Fingerprint]:
-        """The fingerprints of every signal firing now (their incidents are not quiet)."""
-        return set(self.firing)
+    def firing_signals(self) -> list[tuple[str, Mapping[str, str]]]:
+        """The name and labels of every signal firing now (their incidents are not quiet)."""
+        return [(state.signal.name, state.signal.labels) for state in self.firing.values()]
 
     def _alerts(self, at: float) -> list[Alert]:
         alerts = []

@@ -34,8 +34,11 @@ from selfheal.domain.model import (
     Decision,
     Fingerprint,
     Incident,
+    IncidentId,
     IncidentState,
+    Outcome,
     Target,
+    WorkflowId,
     fingerprint,
 )
 from selfheal.domain.time import Clock
@@ -130,9 +133,9 @@ class Controller:
             self.rule_groups, source=self.source, external_labels=settings.external_labels
         )
         # Alerts from Alertmanager's webhook arrive on the API's thread and wait here for
-        # the loop; the latest state per fingerprint tells which are still firing.
+        # the loop; the latest state per alert tells which incidents still have one firing.
         self.inbox: queue.SimpleQueue[Alert] = queue.SimpleQueue()
-        self._webhook_firing: dict[Fingerprint, bool] = {}
+        self._webhook_firing: dict[Fingerprint, tuple[Fingerprint, bool]] = {}
         self.incidents = IncidentStore(self.store)
         self.recorder = Recorder(store=self.store, settings=settings, incidents=self.incidents)
         actions = build_actions(
@@ -149,20 +152,28 @@ class Controller:
             observer=self.recorder,
             clock=clock,
         )
-        self.intake = IncidentIntake(self.incidents)
+        self.intake = IncidentIntake(self.incidents, group_by=settings.alerts.group_by)
         self.scraper = scrape.Scraper(
             targets=targets,
             sink=self.telemetry,
             clock=clock,
             interval=settings.telemetry.scrape_interval,
         )
-        self._seen: set[tuple[str, str, float | None]] = set()
+        # The last state change seen per alert: a rule re-reports a firing alert at every
+        # evaluation, and only a change (fired anew, resolved) is news. One entry per alert
+        # series, so it stays as small as the rules' cardinality (resolved ones are pruned).
+        self._last_seen: dict[Fingerprint, tuple[str, float | None]] = {}
         self._started_at: float | None = None
         longest_for = max(
             (rule.spec.for_ for group in self.rule_groups for rule in group.rules), default=0.0
         )
         self._resolve_grace = longest_for + 3 * settings.telemetry.evaluation_interval
+        # Distinct firing alerts handled (a rule re-reporting an alert that still fires is
+        # the same alert); each opens or joins an incident, so the audit accounts for all.
         self.alerts_received = 0
+        self.alerts_resolved = 0
+        # Incidents waiting for another remediation of their target to end, and for which.
+        self._waiting: dict[IncidentId, IncidentId] = {}
         self.anomalies: AnomalyWatcher | None = None
         if settings.anomalies.watches:
             self.anomalies = AnomalyWatcher(
@@ -176,6 +187,7 @@ class Controller:
         """Run until `stop` is set; workflows left by a crash resume at the start."""
         await asyncio.to_thread(self.engine.launch)
         self._started_at = self.clock.now()
+        await asyncio.to_thread(self.abandon_unstarted_runs, at=self._started_at)
         interval = self.settings.telemetry.evaluation_interval
         try:
             async with httpx.AsyncClient(timeout=5.0) as client:
@@ -201,15 +213,20 @@ class Controller:
         at = self.clock.now()
         if self.settings.alerts.source == "alertmanager":
             alerts = self._drain_inbox()
-            firing = {key for key, fires in self._webhook_firing.items() if fires}
+            firing = {key for key, fires in self._webhook_firing.values() if fires}
         else:
             alerts = await asyncio.to_thread(self.evaluator.evaluate, at=at)
-            firing = {fingerprint(a.name, a.labels) for a in alerts if a.state == AlertState.FIRING}
+            firing = {
+                self.intake.key(a.name, a.labels) for a in alerts if a.state == AlertState.FIRING
+            }
         alerts += await self._watch_anomalies(at)
         if self.anomalies is not None:
-            firing |= self.anomalies.firing_fingerprints()
-        for alert in alerts:
-            await self.handle_alert(alert, at=at)
+            firing |= {
+                self.intake.key(name, labels) for name, labels in self.anomalies.firing_signals()
+            }
+        await self.handle_alerts(alerts, at=at)
+        if self._waiting:
+            await asyncio.to_thread(self.decide_waiting, at=self.clock.now())
         await asyncio.to_thread(self.resolve_quiet_incidents, firing, at=at)
 
     async def _watch_anomalies(self, at: float) -> list[Alert]:
@@ -243,7 +260,8 @@ class Controller:
                 break
             alerts.append(alert)
             key = fingerprint(alert.name, alert.labels)
-            self._webhook_firing[key] = alert.state == AlertState.FIRING
+            fires = alert.state == AlertState.FIRING
+            self._webhook_firing[key] = (self.intake.key(alert.name, alert.labels), fires)
         return alerts
 
     def resolve_quiet_incidents(self, firing: set[Fingerprint], *, at: float) -> None:
@@ -262,22 +280,54 @@ class Controller:
                     incident.id, IncidentState.RESOLVED, reason="the alert no longer fires", at=at
                 )
 
+    async def handle_alerts(self, alerts: Sequence[Alert], *, at: float) -> None:
+        """Open or join incidents for firing alerts and resolve them for resolved ones.
+
+        The firing alerts go in one write, and each incident is decided at most once per
+        call, so an alert storm costs one transaction per evaluation.
+        """
+        firing: list[Alert] = []
+        resolved: list[Alert] = []
+        for alert in alerts:
+            if alert.state != AlertState.PENDING and self._is_news(alert, at=at):
+                (firing if alert.state == AlertState.FIRING else resolved).append(alert)
+        self.alerts_received += len(firing)
+        self.alerts_resolved += len(resolved)
+        results = await asyncio.to_thread(self.intake.receive_firing, firing, at=at)
+        decided: set[IncidentId] = set()
+        for result in results:
+            incident = result.incident
+            if incident is None or incident.id in decided:
+                continue
+            if result.opened or incident.state == IncidentState.OPEN:
+                decided.add(incident.id)
+                # The state may have moved since the batch's write (an earlier decision).
+                current = await asyncio.to_thread(self.store.incidents.get, incident.id)
+                if current.state == IncidentState.OPEN:
+                    await asyncio.to_thread(self.decide, current, at=self.clock.now())
+        for alert in resolved:
+            await asyncio.to_thread(self.intake.receive, alert, at=at)
+
     async def handle_alert(self, alert: Alert, *, at: float) -> None:
-        """Act on an alert's state changes: firing opens or joins, resolved resolves."""
-        if alert.state == AlertState.PENDING:
-            return
+        """One alert's state change (see handle_alerts)."""
+        await self.handle_alerts([alert], at=at)
+
+    def _is_news(self, alert: Alert, *, at: float) -> bool:
+        """Whether the alert changed state since last seen (fired anew, or resolved)."""
         moment = alert.fired_at if alert.state == AlertState.FIRING else alert.resolved_at
-        key = (fingerprint(alert.name, alert.labels), str(alert.state), moment)
-        if key in self._seen:
-            return
-        self._seen.add(key)
-        self.alerts_received += 1
-        result = await asyncio.to_thread(self.intake.receive, alert, at=at)
-        incident = result.incident
-        if incident is None or alert.state != AlertState.FIRING:
-            return
-        if result.opened or incident.state == IncidentState.OPEN:
-            await asyncio.to_thread(self.decide, incident, at=self.clock.now())
+        key = fingerprint(alert.name, alert.labels)
+        change = (str(alert.state), moment)
+        if self._last_seen.get(key) == change:
+            return False
+        self._last_seen[key] = change
+        if len(self._last_seen) > _PRUNE_SEEN_AT:
+            horizon = at - 3600.0
+            self._last_seen = {
+                k: (state, when)
+                for k, (state, when) in self._last_seen.items()
+                if state == str(AlertState.FIRING) or (when is not None and when >= horizon)
+            }
+        return True
 
     # ---- deciding -----------------------------------------------------------------------
     def policy_input(self, incident: Incident, *, at: float) -> dict[str, Any]:
@@ -325,7 +375,8 @@ class Controller:
         """The anomaly behind an incident, for the policy; None for a rule's alert."""
         if self.anomalies is None:
             return None
-        signal = self.anomalies.signals.get(incident.fingerprint)
+        # Keyed by the alert's own fingerprint, which `alerts.group_by` may not share.
+        signal = self.anomalies.signals.get(fingerprint(incident.alert_name, incident.labels))
         if signal is None:
             return None
         return {
@@ -376,6 +427,7 @@ class Controller:
         elif decision.deny:
             self._escalate(incident, "; ".join(decision.deny), at=now)
         elif decision.plans and (busy := self._busy_with(incident)) is not None:
+            self._waiting[incident.id] = busy
             self.incidents.move(
                 incident.id,
                 IncidentState.OPEN,
@@ -526,7 +578,7 @@ class Controller:
             at=at,
         )
 
-    def _busy_with(self, incident: Incident) -> str | None:
+    def _busy_with(self, incident: Incident) -> IncidentId | None:
         """Another incident whose remediation of the same target is under way, if any.
 
         Checked before the guardrails: a second symptom of a problem already being fixed
@@ -535,8 +587,26 @@ class Controller:
         for state in (IncidentState.REMEDIATING, IncidentState.AWAITING_APPROVAL):
             for other in self.store.incidents.list(state=state):
                 if other.id != incident.id and other.target == incident.target:
-                    return str(other.id)
+                    return other.id
         return None
+
+    def decide_waiting(self, *, at: float) -> None:
+        """Decide again on incidents that waited for a remediation that has now failed.
+
+        A failed or rolled-back fix leaves the other symptoms of the target unhandled, so
+        they are decided afresh, and the guardrails (cooldown, circuit breaker) rule on
+        trying again. After a verified fix they keep waiting for their alert to resolve
+        (or to fire anew): deciding at once would act twice on one problem.
+        """
+        for waiting_id, blocker_id in list(self._waiting.items()):
+            runs = self.store.workflows.of_incident(blocker_id)
+            if runs and runs[-1].status is RunStatus.RUNNING:
+                continue  # its compensation may still be running: wait for the run's end
+            del self._waiting[waiting_id]
+            failed = bool(runs) and runs[-1].outcome in {Outcome.ROLLED_BACK, Outcome.FAILED}
+            incident = self.store.incidents.get(waiting_id)
+            if failed and incident.state == IncidentState.OPEN:
+                self.decide(incident, at=at)
 
     def _dispatch(self, incident: Incident, decision: Decision, *, at: float) -> None:
         plan = decision.plans[0]
@@ -544,16 +614,55 @@ class Controller:
         if decision.requires_approval:
             two = plan.runbook in self.settings.approvals.two_person
             gate = {"timeout": self.settings.approvals.timeout, "approvers": 2 if two else 1}
+        workflow_id = workflow_id_for(incident, plan.runbook)
+        context = _incident_context(incident)
         try:
+            params = self.runbooks[plan.runbook].resolve_params(plan.params)
+            # Recorded before the engine starts it, so the next decision's guardrails
+            # (concurrency, cooldown, rate limits) count this run even if its workflow has
+            # not reached its first step yet. The workflow's own start record is idempotent.
+            self.recorder.workflow_started(
+                workflow_id=workflow_id,
+                runbook=plan.runbook,
+                params=params,
+                incident=context,
+                at=at,
+                waits_for_approval=gate is not None,
+            )
             self.engine.start(
-                workflow_id=workflow_id_for(incident, plan.runbook),
+                workflow_id=workflow_id,
                 runbook=plan.runbook,
                 params=plan.params,
-                incident=_incident_context(incident),
+                incident=context,
                 approval=gate,
             )
         except ConfigError as exc:
+            self._abandon(workflow_id, at=at)
             self._escalate(incident, f"the policy's plan cannot run: {exc}", at=at)
+        except KeyError:
+            self._escalate(incident, f"the policy chose unknown runbook {plan.runbook!r}", at=at)
+
+    def _abandon(self, workflow_id: str, *, at: float) -> None:
+        """Close a run recorded as started whose workflow never began."""
+        run = self.store.workflows.find(WorkflowId(workflow_id))
+        if run is not None and run.status is RunStatus.RUNNING:
+            self.store.workflows.finish(
+                WorkflowId(workflow_id), status=RunStatus.CANCELLED, outcome=Outcome.FAILED, at=at
+            )
+
+    def abandon_unstarted_runs(self, *, at: float) -> None:
+        """After a crash between recording a run and starting its workflow: close the run.
+
+        The incident is escalated: nothing was done, and a person should know.
+        """
+        for run in self.store.workflows.since(at):
+            if run.status is RunStatus.RUNNING and self.engine.status(run.workflow_id) is None:
+                self._abandon(run.workflow_id, at=at)
+                incident = self.store.incidents.get(run.incident_id)
+                if incident.state in {IncidentState.REMEDIATING, IncidentState.AWAITING_APPROVAL}:
+                    self._escalate(
+                        incident, "the controller stopped before its runbook started", at=at
+                    )
 
     def _escalate(self, incident: Incident, reason: str, *, at: float) -> None:
         self.recorder.notify(
@@ -588,6 +697,10 @@ def _incident_context(incident: Incident) -> dict[str, Any]:
         if target is None
         else {"kind": target.kind, "namespace": target.namespace, "name": target.name},
     }
+
+
+# Resolved alerts seen more than an hour ago are forgotten once this many alerts are known.
+_PRUNE_SEEN_AT = 10_000
 
 
 def _speed(clock: Clock) -> float:

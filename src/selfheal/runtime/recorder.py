@@ -8,7 +8,7 @@ these lands in the store in one transaction with its audit record.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -27,7 +27,7 @@ from selfheal.domain.model import (
 )
 from selfheal.incidents import intake
 from selfheal.runtime.settings import Settings
-from selfheal.store import ActionStatus, RunStatus, Store, day_of, schema
+from selfheal.store import ActionStatus, Arrival, RunStatus, Store, day_of, schema
 
 _log = logging.getLogger(__name__)
 
@@ -51,6 +51,18 @@ class IncidentStore:
             target=target,
         )
         return incident, not joined
+
+    def open_or_join_many(
+        self, arrivals: Sequence[tuple[Fingerprint, Alert, Target | None]], *, at: float
+    ) -> list[tuple[Incident, bool]]:
+        results = self._store.incidents.open_or_join_many(
+            [
+                Arrival(key, alert.name, alert.labels, alert.annotations, alert.active_at, target)
+                for key, alert, target in arrivals
+            ],
+            at=at,
+        )
+        return [(incident, not joined) for incident, joined in results]
 
     def open_for(self, fingerprint: Fingerprint) -> Incident | None:
         return self._store.incidents.open_for(fingerprint)

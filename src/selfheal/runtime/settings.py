@@ -61,6 +61,10 @@ class AlertSettings(_Strict):
     """Where alerts come from: selfheal's rule evaluation, or Alertmanager's webhook."""
 
     source: Literal["rules", "alertmanager"] = "rules"
+    # The labels that make alerts of one name the same incident; default: all of them. An
+    # alert storm over many pods becomes one incident per workload with, say,
+    # [namespace, deployment].
+    group_by: tuple[str, ...] | None = pydantic.Field(default=None, min_length=1)
 
 
 class ApiSettings(_Strict):

@@ -15,6 +15,7 @@ from selfheal.store.database import Store, open_store
 from selfheal.store.repositories import (
     ActionRecord,
     ActionStatus,
+    Arrival,
     LedgerEntry,
     NotificationRecord,
     RecordNotFound,
@@ -26,6 +27,7 @@ from selfheal.store.repositories import (
 __all__ = [
     "ActionRecord",
     "ActionStatus",
+    "Arrival",
     "AuditLog",
     "AuditRecord",
     "ChainReport",

@@ -15,7 +15,7 @@ import datetime
 import enum
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -124,6 +124,69 @@ def day_of(at: float) -> str:
     return datetime.datetime.fromtimestamp(at, tz=datetime.UTC).date().isoformat()
 
 
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A firing alert on its way into an incident: what `open_or_join` needs of it."""
+
+    fingerprint: Fingerprint
+    alert_name: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    onset_at: float | None = None
+    target: Target | None = None
+
+
+def _open_or_join_in(
+    session: Session, arrival: Arrival, *, at: float, incident_id: IncidentId | None = None
+) -> tuple[Incident, bool]:
+    fingerprint = arrival.fingerprint
+    row = session.scalar(_open_query(fingerprint))
+    if row is not None:
+        row.alert_count += 1
+        row.last_alert_at = row.updated_at = at
+        # The joining alert's own labels: with `alerts.group_by` they differ per alert (the
+        # pod), and the audit then says which alert each join was.
+        payload = {
+            "fingerprint": fingerprint,
+            "alert_count": row.alert_count,
+            "alert_labels": _json(arrival.labels),
+        }
+        audit.append_in(session, kind="incident.joined", subject=row.id, payload=payload, at=at)
+        return _incident(row), True
+    count = session.scalar(
+        select(func.count()).where(schema.IncidentRow.fingerprint == fingerprint)
+    )
+    target = arrival.target
+    row = schema.IncidentRow(
+        id=incident_id or f"{fingerprint}-{(count or 0) + 1}",
+        fingerprint=fingerprint,
+        alert_name=arrival.alert_name,
+        labels=_json(arrival.labels),
+        annotations=_json(arrival.annotations),
+        state=IncidentState.OPEN.value,
+        opened_at=at,
+        onset_at=at if arrival.onset_at is None else arrival.onset_at,
+        updated_at=at,
+        target_kind=target.kind if target else None,
+        target_namespace=target.namespace if target else None,
+        target_name=target.name if target else None,
+        alert_count=1,
+        last_alert_at=at,
+    )
+    session.add(row)
+    session.flush()
+    payload = {
+        "fingerprint": fingerprint,
+        "alert_name": arrival.alert_name,
+        "labels": row.labels,
+        "annotations": row.annotations,
+        "onset_at": row.onset_at,
+        "target": [row.target_kind, row.target_namespace, row.target_name],
+    }
+    audit.append_in(session, kind="incident.opened", subject=row.id, payload=payload, at=at)
+    return _incident(row), False
+
+
 class Incidents:
     """`store.incidents`: at most one open incident per fingerprint."""
 
@@ -147,47 +210,16 @@ class Incidents:
         A join counts the alert (`alert_count`) and keeps everything else. A new incident's
         id is `incident_id`, or `<fingerprint>-<n>` for its fingerprint's n-th incident.
         """
+        arrival = Arrival(fingerprint, alert_name, labels, annotations, onset_at, target)
         with self._store.write() as session:
-            row = session.scalar(_open_query(fingerprint))
-            if row is not None:
-                row.alert_count += 1
-                row.last_alert_at = row.updated_at = at
-                payload = {"fingerprint": fingerprint, "alert_count": row.alert_count}
-                audit.append_in(
-                    session, kind="incident.joined", subject=row.id, payload=payload, at=at
-                )
-                return _incident(row), True
-            count = session.scalar(
-                select(func.count()).where(schema.IncidentRow.fingerprint == fingerprint)
-            )
-            row = schema.IncidentRow(
-                id=incident_id or f"{fingerprint}-{(count or 0) + 1}",
-                fingerprint=fingerprint,
-                alert_name=alert_name,
-                labels=_json(labels),
-                annotations=_json(annotations),
-                state=IncidentState.OPEN.value,
-                opened_at=at,
-                onset_at=at if onset_at is None else onset_at,
-                updated_at=at,
-                target_kind=target.kind if target else None,
-                target_namespace=target.namespace if target else None,
-                target_name=target.name if target else None,
-                alert_count=1,
-                last_alert_at=at,
-            )
-            session.add(row)
-            session.flush()
-            payload = {
-                "fingerprint": fingerprint,
-                "alert_name": alert_name,
-                "labels": row.labels,
-                "annotations": row.annotations,
-                "onset_at": row.onset_at,
-                "target": [row.target_kind, row.target_namespace, row.target_name],
-            }
-            audit.append_in(session, kind="incident.opened", subject=row.id, payload=payload, at=at)
-            return _incident(row), False
+            return _open_or_join_in(session, arrival, at=at, incident_id=incident_id)
+
+    def open_or_join_many(
+        self, arrivals: Sequence[Arrival], *, at: float
+    ) -> list[tuple[Incident, bool]]:
+        """`open_or_join` for many alerts in one transaction, in order (an alert storm)."""
+        with self._store.write() as session:
+            return [_open_or_join_in(session, arrival, at=at) for arrival in arrivals]
 
     def set_state(
         self, incident_id: IncidentId, state: IncidentState, *, at: float, reason: str = ""
@@ -342,6 +374,15 @@ class WorkflowRuns:
         with self._store.read() as session:
             row = session.get(schema.WorkflowRunRow, workflow_id)
             return None if row is None else _run(row)
+
+    def of_incident(self, incident_id: IncidentId) -> tuple[WorkflowRun, ...]:
+        """An incident's runs, oldest first."""
+        query = select(schema.WorkflowRunRow).where(
+            schema.WorkflowRunRow.incident_id == incident_id
+        )
+        with self._store.read() as session:
+            rows = session.scalars(query.order_by(schema.WorkflowRunRow.started_at))
+            return tuple(_run(row) for row in rows)
 
     def since(self, at: float) -> tuple[WorkflowRun, ...]:
         """Runs started after `at`, and every run still running however old, oldest first."""
