@@ -169,6 +169,51 @@ def test_cpu_limit_fault_rolls_out_a_new_revision_that_throttles() -> None:
     assert simulation.service_ticks["order-service"].p95 > 0.2
 
 
+def test_replicas_fault_resets_a_scaled_deployment_like_a_gitops_sync() -> None:
+    """Scaled to 5, order-service is put back to 2 by the fault, and its pods follow."""
+    chosen = scenario.load("steady").model_copy(
+        update={
+            "faults": (
+                scenario.faults.ReplicasSet(
+                    type="replicas", at=60, service="order-service", replicas=2
+                ),
+            )
+        }
+    )
+    simulation = Simulation(chosen, epoch=EPOCH)
+    simulation.advance_to(10)
+    scale(simulation, "order-service", 5)
+    simulation.advance_to(59)
+    assert len(simulation.cluster.pods_of_service("order-service")) == 5
+    simulation.advance_to(61)
+    manifest = simulation.cluster.deployments["order-service"].manifest
+    assert manifest["spec"]["replicas"] == 2
+    assert len(simulation.cluster.pods_of_service("order-service")) == 2
+
+
+def test_crash_loop_fault_crashes_every_pod_repeatedly_until_it_ends() -> None:
+    """Each catalog pod crashes about every 5 s after warming up, for a minute, then stays."""
+    chosen = scenario.load("steady").model_copy(
+        update={
+            "faults": (
+                scenario.faults.CrashLoop(
+                    type="crash_loop", at=30, service="catalog", every=5, duration=60
+                ),
+            ),
+            "service_overrides": {},
+        }
+    )
+    simulation = Simulation(chosen, epoch=EPOCH)
+    simulation.advance_to(30 + 60)
+    restarts = [pod.restarts for pod in simulation.cluster.pods_of_service("catalog")]
+    # Warm-up 10 s plus 3.75-6.25 s of serving: about four crashes a minute each.
+    assert all(3 <= count <= 6 for count in restarts), restarts
+    assert sum(pod.restarts for pod in simulation.cluster.pods_of_service("frontend")) == 0
+    simulation.advance_to(30 + 60 + 60)
+    assert [pod.restarts for pod in simulation.cluster.pods_of_service("catalog")] == restarts
+    assert all(pod.ready for pod in simulation.cluster.pods_of_service("catalog"))
+
+
 @pytest.mark.parametrize("name", scenario.builtin_names())
 def test_every_shipped_scenario_loads(name: str) -> None:
     """Each shipped scenario parses, validates and names itself after its file."""

@@ -94,3 +94,24 @@ def test_unknown_shipped_scenario_lists_the_known_ones() -> None:
         scenario.load("black-friday")
     assert "flash-sale" in str(raised.value)
     assert "steady" in str(raised.value)
+
+
+def test_a_responder_without_a_verdict_is_refused_at_its_path(tmp_path: Path) -> None:
+    """A scripted on-call person must say approve or deny; `maybe` names its field."""
+    text = GOOD + (
+        "responders:\n"
+        "  - {alert: OrderServiceCPUThrottling, verdict: maybe, as: alice, reason: ok}\n"
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        scenario.load(str(path))
+    assert "responders[0].verdict" in str(raised.value)
+
+
+def test_a_responder_is_read_with_its_name_and_delay(tmp_path: Path) -> None:
+    text = GOOD + (
+        "responders:\n"
+        "  - {alert: A, verdict: deny, as: bob@example.com, reason: not now, after: 1m}\n"
+    )
+    [responder] = scenario.load(str(write(tmp_path, text))).responders
+    assert (responder.name, responder.verdict, responder.after) == ("bob@example.com", "deny", 60)

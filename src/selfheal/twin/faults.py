@@ -33,6 +33,13 @@ class FaultTarget(Protocol):
 
     def lose_node(self, node: str, *, recover_after: float | None) -> None: ...
 
+    def set_replicas(self, service: str, *, replicas: int) -> None: ...
+
+    def crash_loop(self, service: str, *, every: float, until: float) -> None: ...
+
+    @property
+    def elapsed(self) -> float: ...
+
     def schedule(self, delay: float, fault: Fault) -> None: ...
 
 
@@ -133,3 +140,39 @@ class NodeLoss(Fault):
     @override
     def check_references(self, *, services: set[str], nodes: set[str]) -> None:
         _known("node", self.node, nodes)
+
+
+class ReplicasSet(Fault):
+    """Something else sets a service's replicas: a GitOps sync undoing a manual scale."""
+
+    type: Literal["replicas"]
+    service: str
+    replicas: int = pydantic.Field(ge=0)
+
+    def apply(self, target: FaultTarget) -> None:
+        target.set_replicas(self.service, replicas=self.replicas)
+
+    @override
+    def check_references(self, *, services: set[str], nodes: set[str]) -> None:
+        _known("service", self.service, services)
+
+
+class CrashLoop(Fault):
+    """For `duration`, every pod of a service crashes about `every` seconds after it is ready.
+
+    A bad config push: containers start, warm up, serve a little and exit, over and over.
+    Each pod's period is spread by up to a quarter either way, so the pods do not crash in
+    step.
+    """
+
+    type: Literal["crash_loop"]
+    service: str
+    every: Annotated[Duration, pydantic.Field(gt=0)]
+    duration: Annotated[Duration, pydantic.Field(gt=0)]
+
+    def apply(self, target: FaultTarget) -> None:
+        target.crash_loop(self.service, every=self.every, until=target.elapsed + self.duration)
+
+    @override
+    def check_references(self, *, services: set[str], nodes: set[str]) -> None:
+        _known("service", self.service, services)

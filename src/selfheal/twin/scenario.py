@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -86,6 +86,23 @@ class SloSpec(_Strict):
     p95_latency: Duration = 0.2
 
 
+class Responder(_Strict):
+    """A simulated on-call person for demos: answers the approval an alert's incident asks.
+
+    `selfheal demo` plays them through the controller's approval desk (the same call the
+    REST API makes), `after` scenario seconds after the request; requests nobody answers
+    run into their timeout.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    alert: str
+    verdict: Literal["approve", "deny"]
+    name: str = pydantic.Field(alias="as", min_length=1)
+    reason: str = pydantic.Field(min_length=1)
+    after: Duration = 30.0
+
+
 def _default_services() -> dict[str, ServiceSpec]:
     # The reference platform; numbers are chosen so steady load runs the order-service at a
     # third of its CPU limit, while a 6x flash sale needs more than its 2 pods can give.
@@ -137,7 +154,13 @@ def _default_nodes() -> tuple[NodeSpec, ...]:
 
 
 FaultSpec = Annotated[
-    faults.LoadStep | faults.LoadRamp | faults.CpuLimitChange | faults.PodCrash | faults.NodeLoss,
+    faults.LoadStep
+    | faults.LoadRamp
+    | faults.CpuLimitChange
+    | faults.PodCrash
+    | faults.NodeLoss
+    | faults.ReplicasSet
+    | faults.CrashLoop,
     pydantic.Field(discriminator="type"),
 ]
 
@@ -160,6 +183,8 @@ class Scenario(_Strict):
     load: LoadSpec
     slo: SloSpec = SloSpec()
     faults: tuple[FaultSpec, ...] = ()
+    # People who answer approval requests in a demo (see Responder).
+    responders: tuple[Responder, ...] = ()
     # Pods on a lost node are evicted and recreated elsewhere after this long.
     pod_eviction_timeout: Duration = 40.0
 

@@ -19,6 +19,7 @@ import heapq
 import itertools
 import math
 import random
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,6 +134,7 @@ class Simulation:
         self._ramp: tuple[float, float, float, float] | None = None  # t0, f0, t1, f1
         self._noise = random.Random(scenario.seed * 7919 + 1)
         self._pending: list[tuple[float, int, faults_module.Fault]] = []
+        self._crash_loops: dict[str, tuple[float, float]] = {}  # service: (every, until)
         self._sequence = itertools.count()
         self._order = self._callees_first()
         self.timeline: deque[TimelinePoint] = deque(maxlen=10_000)
@@ -207,6 +209,27 @@ class Simulation:
         if recover_after is not None:
             self.schedule(recover_after, _NodeRecovery(type="node_recovery", at=0.0, node=node))
 
+    def set_replicas(self, service: str, *, replicas: int) -> None:
+        manifest = _deep_copy(self.cluster.deployments[service].manifest)
+        manifest["spec"]["replicas"] = replicas
+        self.cluster.update_deployment(service, manifest, now=self.elapsed)
+
+    def crash_loop(self, service: str, *, every: float, until: float) -> None:
+        self._crash_loops[service] = (every, until)
+
+    def _crash_looping_pods(self) -> None:
+        """Crash each looping service's pods that have served their (spread) period."""
+        for service, (every, until) in list(self._crash_loops.items()):
+            if self.elapsed >= until:
+                del self._crash_loops[service]
+                continue
+            for pod in self.cluster.pods_of_service(service):
+                if pod.ready_since is None:
+                    continue
+                spread = 0.75 + 0.5 * (zlib.crc32(pod.uid.encode()) % 1000) / 1000
+                if self.elapsed - pod.ready_since >= every * spread:
+                    self.cluster.crash_container(pod, now=self.elapsed)
+
     def schedule(self, delay: float, fault: faults_module.Fault) -> None:
         heapq.heappush(self._pending, (self.elapsed + delay, next(self._sequence), fault))
 
@@ -217,6 +240,8 @@ class Simulation:
             _, _, fault = heapq.heappop(self._pending)
             fault.apply(self)
         self._move_load()
+        if self._crash_loops:
+            self._crash_looping_pods()
         self.cluster.reconcile(
             now=self.elapsed, eviction_timeout=self.scenario.pod_eviction_timeout
         )
