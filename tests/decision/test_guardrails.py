@@ -15,6 +15,7 @@ from selfheal.decision.guardrails import (
     GuardrailFile,
     Guardrails,
     PastRun,
+    action_cap,
     check,
     load_guardrails,
 )
@@ -190,6 +191,49 @@ def test_every_guardrail_that_refuses_is_reported() -> None:
         "cooldown",
         "daily_cost_budget",
     ]
+
+
+def test_action_cap_is_the_least_of_the_rate_limits_and_the_cooldown() -> None:
+    limits = {
+        "rate_limits": [
+            {"per": "target", "max": 2, "window": "30m"},
+            {"per": "runbook", "runbook": "scale-up", "max": 5, "window": "1h"},
+        ],
+        "cooldown": "2m",
+    }
+    # Per target: 2 per 30m over 2h is 8 (the cooldown would allow 61); 3 targets: 24.
+    # Per runbook: 5 per hour over 2h is 10, the lesser.
+    assert action_cap(rails(**limits), duration=7200, targets=3, runbooks=["scale-up"]) == 10
+    assert action_cap(rails(**limits), duration=7200, targets=1, runbooks=["scale-up"]) == 8
+    # A runbook no per-runbook limit names is bounded only per target.
+    assert action_cap(rails(**limits), duration=7200, targets=1, runbooks=["drain"]) == 8
+    # Only the cooldown: floor(10m / 2m) + 1 starts per target.
+    assert action_cap(rails(cooldown="2m"), duration=600, targets=2, runbooks=["x"]) == 12
+    assert action_cap(Guardrails(), duration=600, targets=2, runbooks=["x"]) is None
+
+
+def test_action_cap_bounds_what_check_admits_to_a_greedy_stream_of_plans() -> None:
+    """Plans every 10 s for 2 h over 3 targets: the guardrails admit no more than the cap."""
+    guard = rails(
+        rate_limits=[
+            {"per": "target", "max": 2, "window": "30m"},
+            {"per": "runbook", "runbook": "scale-up", "max": 5, "window": "1h"},
+        ],
+        cooldown="2m",
+    )
+    targets = [ORDERS, PAYMENTS, CATALOG]
+    runs: list[PastRun] = []
+    start = NOW
+    for step in range(720):
+        at = start + 10 * step
+        target = targets[step % 3]
+        facts = Facts(now=at, runs=tuple(runs), replicas=2)
+        if not check(guard, Plan("scale-up", {"replicas": 3}), target, facts):
+            runs.append(PastRun("scale-up", target, at, "verified"))
+    cap = action_cap(guard, duration=7200, targets=3, runbooks=["scale-up"])
+    assert cap is not None
+    assert len(runs) <= cap
+    assert len(runs) == cap  # greedy: five in the first hour, five once it has slid past
 
 
 def write(path: Path, text: str) -> None:

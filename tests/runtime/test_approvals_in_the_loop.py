@@ -32,8 +32,10 @@ def risky_example(root: Path, *, timeout: str) -> Path:
     shutil.copytree(EXAMPLE, example)
     policy = example / "policies" / "remediation.rego"
     text = policy.read_text(encoding="utf-8")
-    assert '"risk": "medium"' in text
-    policy.write_text(text.replace('"risk": "medium"', '"risk": "high"'), encoding="utf-8")
+    assert 'default risk := "medium"' in text
+    policy.write_text(
+        text.replace('default risk := "medium"', 'default risk := "high"'), encoding="utf-8"
+    )
     config = example / "selfheal.yaml"
     config.write_text(
         config.read_text(encoding="utf-8") + f"approvals:\n  timeout: {timeout}\n",

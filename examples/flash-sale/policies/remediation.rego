@@ -41,7 +41,7 @@ plans contains plan if {
 			"replicas": desired_replicas,
 			"max_replicas": max_replicas,
 		},
-		"risk": "medium",
+		"risk": risk,
 		"reason": sprintf(
 			"%s fired for %s: scaling from %d to %d replicas costs %s %s/day more, within the remaining budget of %s %s",
 			[
@@ -109,8 +109,27 @@ deny contains reason if {
 	)
 }
 
-# A person approves anything risky before it runs; no plan above is, but a policy that
-# adds one (a rollback, a node drain) gets the approval step for free.
+# Alerts labelled remediation="page" ask for a person, not an automatic fix: a crash loop
+# is not cured by restarting or scaling what keeps crashing. Denying escalates: one page
+# per incident, however many pods alert (examples/alert-storm groups them).
+deny contains reason if {
+	input.incident.labels.remediation == "page"
+	reason := sprintf(
+		"%s on %s pages a person instead of acting: %s",
+		[
+			alert_name, object.get(input.incident.labels, "deployment", "(no deployment)"),
+			object.get(input.incident, ["annotations", "summary"], "(no summary)"),
+		],
+	)
+}
+
+# A scale-up is medium risk unless the alert says otherwise: a rule may mark its workload's
+# scale-ups `risk: high` (examples/approval), and then a person approves them first.
+default risk := "medium"
+
+risk := input.incident.labels.risk if input.incident.labels.risk in {"low", "medium", "high"}
+
+# A person approves anything risky before it runs.
 default requires_approval := false
 
 requires_approval if {

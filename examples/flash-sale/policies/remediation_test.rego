@@ -128,6 +128,41 @@ test_high_risk_plan_requires_approval if {
 	remediation.requires_approval with remediation.plans as {{"risk": "high"}}
 }
 
+test_scale_up_is_medium_risk_and_needs_no_approval if {
+	decision := remediation with input as throttling
+	some plan in decision.plans
+	plan.risk == "medium"
+	decision.requires_approval == false
+}
+
+test_risk_label_high_makes_the_scale_up_wait_for_approval if {
+	risky := json.patch(throttling, [{"op": "add", "path": "/incident/labels/risk", "value": "high"}])
+	decision := remediation with input as risky
+	some plan in decision.plans
+	plan.risk == "high"
+	decision.requires_approval == true
+}
+
+test_unknown_risk_label_falls_back_to_medium if {
+	odd := json.patch(throttling, [{"op": "add", "path": "/incident/labels/risk", "value": "extreme"}])
+	decision := remediation with input as odd
+	some plan in decision.plans
+	plan.risk == "medium"
+}
+
+test_page_label_denies_so_a_person_is_called_and_plans_nothing if {
+	crash := json.patch(throttling, [
+		{"op": "replace", "path": "/incident/alert", "value": "PodCrashLooping"},
+		{"op": "replace", "path": "/incident/labels", "value": {"remediation": "page", "deployment": "catalog"}},
+		{"op": "replace", "path": "/incident/annotations", "value": {"summary": "pod catalog-1 restarted 3 times"}},
+	])
+	decision := remediation with input as crash
+	count(decision.plans) == 0
+	some reason in decision.deny
+	contains(reason, "PodCrashLooping on catalog pages a person")
+	contains(reason, "restarted 3 times")
+}
+
 test_money_has_two_decimals if {
 	remediation.money(36) == "36.00"
 	remediation.money(20.5) == "20.50"

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from selfheal.actions.kubernetes_client import KubernetesCluster
+from selfheal.decision import guardrails
 from selfheal.domain.errors import ConfigError
+from selfheal.domain.model import IncidentState
 from selfheal.domain.time import ScaledClock
 from selfheal.runtime import report
 from selfheal.runtime.controller import Controller
@@ -28,14 +30,22 @@ from selfheal.twin import scenario as scenario_module
 from selfheal.twin import server
 from selfheal.twin.simulation import Simulation
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "flash-sale" / "selfheal.yaml"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
-def find_default_config() -> Path:
-    """The flash-sale example: in the source tree, or next to the working directory."""
-    for candidate in (Path("examples/flash-sale/selfheal.yaml"), DEFAULT_CONFIG):
-        if candidate.is_file():
-            return candidate
+def find_default_config(scenario_name: str | None = None) -> Path:
+    """The example made for a scenario (examples/NAME/), else the flash-sale example.
+
+    The safety scenarios (alert-storm, flapping, bad-fix, approval) each come with their own
+    rules, guardrails and approvals; every other scenario runs with the flash-sale example.
+    Examples are looked up next to the working directory first, then in the source tree.
+    """
+    names = [scenario_name, "flash-sale"] if scenario_name else ["flash-sale"]
+    for name in names:
+        for root in (Path("examples"), EXAMPLES):
+            candidate = root / name / "selfheal.yaml"
+            if candidate.is_file():
+                return candidate
     raise ConfigError(
         "no config given and examples/flash-sale/selfheal.yaml is not here; pass --config FILE"
     )
@@ -96,7 +106,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run a scenario with the controller to its end; return the demo's report."""
     started = time.perf_counter()
-    settings = load_settings(config or find_default_config())
+    settings = load_settings(config or find_default_config(scenario_name))
     if mode is not None:
         modes = settings.modes.model_copy(update={"policy": mode})
         settings = settings.model_copy(update={"modes": modes})
@@ -133,20 +143,74 @@ def demo_report(run: EmbeddedRun, *, state_dir: Path, started: float) -> dict[st
         "slo_violation_s": simulation.totals[slo.service].slo_violation_s,
         "baseline_slo_violation_s": baseline.totals[slo.service].slo_violation_s,
         "audit_chain_ok": report.chain_ok(run.controller.store),
-        "alerts_received": run.controller.alerts_received,
         "incidents": incidents,
         "twin_changes": [
             {key: entry[key] for key in ("at_s", "method", "path", "status")}
             for entry in run.twin_server.request_log.entries
         ],
-        # Every change the cluster received is an action taken; in shadow mode there are
-        # none, and `would_have` lists what enforcing would have done instead.
+        # The safety envelope's figures (docs/guardrails.md): remediations that acted, the
+        # most the guardrails allow, what they refused, and where every alert went. In
+        # shadow mode nothing acts and `would_have` lists what enforcing would have done.
         "mode": run.controller.settings.modes.policy,
-        "actions_taken": len(run.twin_server.request_log.entries),
-        "would_have": report.withheld(run.controller.store, epoch=run.clock.epoch),
+        **safety_figures(run, incidents=incidents, duration=simulation.elapsed),
         "state_dir": str(state_dir),
         "wall_s": round(time.perf_counter() - started, 3),
     }
+
+
+def safety_figures(
+    run: EmbeddedRun, *, incidents: list[dict[str, Any]], duration: float
+) -> dict[str, Any]:
+    """`actions_taken` against `action_cap`, the refusals, and the alerts' accounting."""
+    controller, store, epoch = run.controller, run.controller.store, run.clock.epoch
+    remediations = report.remediations(store)
+    targets = {
+        (incident.target.namespace, incident.target.name)
+        for incident in store.incidents.list()
+        if incident.target is not None
+    }
+    cap = None
+    if controller.guardrails is not None:
+        rails, _ = controller.guardrails.current()
+        cap = guardrails.action_cap(
+            rails, duration=duration, targets=len(targets), runbooks=sorted(controller.runbooks)
+        )
+    outcomes = report.alert_outcomes(store)
+    return {
+        "actions_taken": sum(1 for r in remediations if not r["stopped_at_approval"]),
+        "action_cap": cap,
+        "remediations": remediations,
+        "cluster_changes": len(run.twin_server.request_log.entries),
+        "guardrail_refusals": report.guardrail_refusals(store, epoch=epoch),
+        "alerts_received": controller.alerts_received,
+        "alerts_resolved": controller.alerts_resolved,
+        "alerts_accounted": sum(outcomes.values()),
+        "alert_outcomes": outcomes,
+        "incident_count": len(incidents),
+        "would_have": report.withheld(store, epoch=epoch),
+        "approvals": report.approvals(store, epoch=epoch),
+    }
+
+
+def answer_approvals(run: EmbeddedRun, answered: set[str]) -> None:
+    """Play the scenario's responders: answer the approvals they are scripted to answer."""
+    responders = {responder.alert: responder for responder in run.scenario.responders}
+    if not responders:
+        return
+    controller, now = run.controller, run.clock.now()
+    for incident in controller.store.incidents.list(state=IncidentState.AWAITING_APPROVAL):
+        responder = responders.get(incident.alert_name)
+        request = controller.store.approvals.pending(incident.id)
+        if responder is None or request is None or request.workflow_id in answered:
+            continue
+        if now - request.requested_at >= responder.after:
+            answered.add(request.workflow_id)
+            controller.give_verdict(
+                incident.id,
+                approve=responder.verdict == "approve",
+                by=responder.name,
+                reason=responder.reason,
+            )
 
 
 async def run_until(
@@ -167,9 +231,12 @@ async def run_until(
             last_seq = record.seq
             on_event(record.at - run.clock.epoch, record.kind, record.subject, dict(record.payload))
 
+    answered: set[str] = set()
+
     async def watch() -> None:
         while run.clock.elapsed() < duration and not (done is not None and done()):
             tell()
+            await asyncio.to_thread(answer_approvals, run, answered)
             await asyncio.sleep(0.25)
         stop.set()
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
     "Guardrails",
     "PastRun",
     "Refusal",
+    "action_cap",
     "check",
     "describe",
     "load_guardrails",
@@ -215,6 +217,37 @@ def check(rails: Guardrails, plan: Plan, target: Target | None, facts: Facts) ->
     refusals += _money_and_budget(rails, plan, facts)
     refusals += _calendar(rails, plan, facts)
     return refusals
+
+
+def action_cap(
+    rails: Guardrails, *, duration: float, targets: int, runbooks: Sequence[str]
+) -> int | None:
+    """The most remediations the guardrails allow in `duration` seconds; None if unbounded.
+
+    `targets` is how many targets could be remediated and `runbooks` which runbooks could
+    run. A sliding window of length W admits at most `max` starts in any W seconds, so at
+    most `max * ceil(duration / W)` in the whole run; a cooldown C admits at most
+    `floor(duration / C) + 1` starts per target. The cap is the least of the per-target
+    bound times the targets and the sum of the per-runbook bounds.
+    """
+
+    def windows(window: float) -> int:
+        return math.ceil(duration / window) if duration > 0 else 1
+
+    per_target = math.inf
+    if rails.cooldown:
+        per_target = math.floor(duration / rails.cooldown) + 1
+    per_runbook = dict.fromkeys(runbooks, math.inf)
+    for limit in rails.rate_limits:
+        bound = limit.max * windows(limit.window)
+        if limit.per == "target" and (limit.runbook is None or set(runbooks) <= {limit.runbook}):
+            per_target = min(per_target, bound)
+        elif limit.per == "runbook":
+            for runbook in per_runbook:
+                if limit.runbook in {None, runbook}:
+                    per_runbook[runbook] = min(per_runbook[runbook], bound)
+    cap = min(per_target * targets, sum(per_runbook.values()) if per_runbook else 0)
+    return None if math.isinf(cap) else int(cap)
 
 
 def _rate_limits(

@@ -111,3 +111,88 @@ def withheld(store: Store, *, epoch: float) -> list[dict[str, Any]]:
         for record in store.audit.records()
         if record.kind == "remediation.withheld"
     ]
+
+
+def guardrail_refusals(store: Store, *, epoch: float) -> list[dict[str, Any]]:
+    """Every plan the guardrails refused, oldest first: the incident, when, and which."""
+    query = select(schema.DecisionRow).order_by(schema.DecisionRow.decided_at)
+    with store.read() as session:
+        rows = [row for row in session.scalars(query) if "refusals" in row.policy_output]
+    return [
+        {
+            "incident": row.incident_id,
+            "at_s": round(row.decided_at - epoch, 3),
+            "runbook": row.policy_input.get("refused_plan", {}).get("runbook"),
+            "guardrails": [refusal["guardrail"] for refusal in row.policy_output["refusals"]],
+            "reasons": [refusal["reason"] for refusal in row.policy_output["refusals"]],
+        }
+        for row in rows
+    ]
+
+
+def alert_outcomes(store: Store) -> dict[str, int]:
+    """What the firing alerts became, from the audit chain: opened or joined an incident."""
+    return {
+        "opened": len(store.audit.records(kind="incident.opened")),
+        "joined": len(store.audit.records(kind="incident.joined")),
+    }
+
+
+def remediations(store: Store) -> list[dict[str, Any]]:
+    """The remediation runs started, oldest first, and whether a person's gate stopped one.
+
+    A run whose approval step failed (denied, or timed out) changed nothing: it is not an
+    action taken.
+    """
+    with store.read() as session:
+        runs = list(
+            session.scalars(
+                select(schema.WorkflowRunRow).order_by(schema.WorkflowRunRow.started_at)
+            )
+        )
+        gated = {
+            row.workflow_id
+            for row in session.scalars(
+                select(schema.ActionRow).where(schema.ActionRow.kind == "approval.wait")
+            )
+            if row.status == "failed"
+        }
+    return [
+        {
+            "incident": run.incident_id,
+            "runbook": run.runbook,
+            "status": run.status,
+            "outcome": run.outcome,
+            "stopped_at_approval": run.workflow_id in gated,
+        }
+        for run in runs
+    ]
+
+
+def approvals(store: Store, *, epoch: float) -> list[dict[str, Any]]:
+    """Every approval request with who answered it, how, why, and how it closed."""
+    closed = {r.subject: r for r in store.audit.records(kind="approval.closed")}
+    out = []
+    for record in store.audit.records(kind="approval.requested"):
+        workflow_id = record.subject
+        ending = closed.get(workflow_id)
+        out.append(
+            {
+                "incident": record.payload.get("incident_id"),
+                "runbook": record.payload.get("runbook"),
+                "requested_s": round(record.at - epoch, 3),
+                "deadline_s": round(float(record.payload["deadline"]) - epoch, 3),
+                "verdicts": [
+                    {
+                        "by": verdict.by,
+                        "approve": verdict.approve,
+                        "reason": verdict.reason,
+                        "at_s": round(verdict.at - epoch, 3),
+                    }
+                    for verdict in store.approvals.verdicts(workflow_id)
+                ],
+                "outcome": None if ending is None else ending.payload.get("outcome"),
+                "closed_s": None if ending is None else round(ending.at - epoch, 3),
+            }
+        )
+    return out
