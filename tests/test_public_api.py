@@ -189,6 +189,7 @@ SURFACES = {
         "likelihood",
         "nab",
         "range_novelty",
+        "range_novelty_level",
         "range_novelty_plus",
         "registry",
         "robust",

@@ -4,7 +4,8 @@ Every detector follows one streaming contract (`contract.py`: learn and score on
 higher is more anomalous, seeded, state that can be saved and restored, bounded memory):
 novelty of a value against a bounded memory of visited values, measured in units of the
 series' range, volatility and gaps (`range_novelty`), with a daily-shape channel
-(`range_novelty_plus`, the default), contextual
+(`range_novelty_plus`) and a robust-level channel (`range_novelty_level`, the default),
+contextual
 novelty of quantised transitions (`contextual`), Bayesian online change points (`bocpd`),
 robust z-scores on exponentially weighted baselines (`robust`), a seasonal profile
 (`seasonal`), CUSUM change detection (`changepoint`), and an anomaly-likelihood layer and
@@ -24,6 +25,7 @@ from selfheal.detection import (
     likelihood,
     nab,
     range_novelty,
+    range_novelty_level,
     range_novelty_plus,
     registry,
     robust,
@@ -40,6 +42,7 @@ __all__ = [
     "likelihood",
     "nab",
     "range_novelty",
+    "range_novelty_level",
     "range_novelty_plus",
     "registry",
     "robust",

@@ -15,6 +15,7 @@ from selfheal.detection.contextual import ContextualNovelty
 from selfheal.detection.contract import Detector, StreamingDetector
 from selfheal.detection.likelihood import AnomalyLikelihood, Ensemble
 from selfheal.detection.range_novelty import RangeNovelty
+from selfheal.detection.range_novelty_level import RangeNoveltyLevel
 from selfheal.detection.range_novelty_plus import RangeNoveltyPlus
 from selfheal.detection.robust import RobustZ
 from selfheal.detection.seasonal import DAY, WEEK, SeasonalProfile
@@ -51,6 +52,10 @@ def _likelihood_robust(*, seed: int = 0) -> StreamingDetector:
 
 
 def _novelty(*, seed: int = 0) -> StreamingDetector:
+    return RangeNoveltyLevel(seed=seed)
+
+
+def _novelty_plus(*, seed: int = 0) -> StreamingDetector:
     return RangeNoveltyPlus(seed=seed)
 
 
@@ -88,6 +93,7 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
     "ensemble": _ensemble,
     "quick": _quick,
     "novelty": _novelty,
+    "novelty-plus": _novelty_plus,
     "range-novelty": _range_novelty,
     "contextual": _contextual,
     "bocpd": _bocpd,
@@ -105,6 +111,7 @@ THRESHOLDS: dict[str, float] = {
     "ensemble": 0.46,
     "quick": 0.61,
     "novelty": 0.75,
+    "novelty-plus": 0.75,
     "range-novelty": 0.75,
     "contextual": 0.47,
     "bocpd": 0.53,
