@@ -96,3 +96,17 @@ def kubectl_json(
 ) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(kubectl(*args, "-o", "json").stdout)
     return result
+
+
+def demo_report(*args: str, timeout: float = 280.0) -> dict[str, Any]:
+    """Run `selfheal demo --json ARGS` as a user would, in a subprocess; its JSON report."""
+    result = subprocess.run(
+        [sys.executable, "-m", "selfheal", "demo", "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report

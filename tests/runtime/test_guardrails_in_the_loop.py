@@ -7,16 +7,15 @@ naming the guardrail, the incident is escalated, and the twin receives no change
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from selfheal.store import open_store
+
+from support import demo_report
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -34,27 +33,10 @@ def refused(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
     rails.write_text(text.replace("max_replica_change: 5", "max_replica_change: 2"), "utf-8")
     config = example / "selfheal.yaml"
     state = example / "state"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "selfheal",
-            "demo",
-            "--json",
-            "--speed",
-            "20",
-            "--config",
-            str(config),
-            "--state-dir",
-            str(state),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=200,
-        check=False,
+    report = demo_report(
+        "--speed", "20", "--config", str(config), "--state-dir", str(state), timeout=200
     )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout), state
+    return report, state
 
 
 def test_a_refused_plan_never_reaches_the_cluster(refused: tuple[dict[str, Any], Path]) -> None:

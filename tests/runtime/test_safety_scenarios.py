@@ -8,9 +8,6 @@ circuit breaker holds, and the risky runbook waits for a person who is named in 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,31 +15,15 @@ import pytest
 
 from selfheal.store import open_store
 
+from support import demo_report
+
 pytestmark = pytest.mark.timeout(300)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def demo(*args: str, state_dir: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "selfheal",
-            "demo",
-            "--json",
-            "--state-dir",
-            str(state_dir),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report: dict[str, Any] = json.loads(result.stdout)
-    return report
+    return demo_report("--state-dir", str(state_dir), *args)
 
 
 def audit_records(report: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -104,8 +85,15 @@ def test_alert_storm_pages_once_per_incident_not_per_alert(storm: dict[str, Any]
 # ---- flapping ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def flapping(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    # Seven of the scenario's twelve minutes: the fix, the sync, the fix again, the refusal.
     return demo(
-        "--scenario", "flapping", "--speed", "20", state_dir=tmp_path_factory.mktemp("flap")
+        "--scenario",
+        "flapping",
+        "--speed",
+        "20",
+        "--duration",
+        "7m",
+        state_dir=tmp_path_factory.mktemp("flap"),
     )
 
 
@@ -124,6 +112,8 @@ def flapping_unguarded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
         "flapping",
         "--speed",
         "20",
+        "--duration",
+        "7m",
         "--config",
         str(config),
         state_dir=folder / "state",
@@ -152,8 +142,15 @@ def test_without_guardrails_the_same_fault_churns(
 # ---- bad-fix ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bad_fix(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    # Five scenario minutes: two failed scale-ups and the breaker's refusal (at about 4m).
     return demo(
-        "--scenario", "bad-fix", "--speed", "20", state_dir=tmp_path_factory.mktemp("badfix")
+        "--scenario",
+        "bad-fix",
+        "--speed",
+        "20",
+        "--duration",
+        "5m",
+        state_dir=tmp_path_factory.mktemp("badfix"),
     )
 
 
