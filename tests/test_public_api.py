@@ -195,6 +195,12 @@ SURFACES = {
         "robust",
         "seasonal",
     ],
+    "detection.batch": [
+        "range_novelty",
+        "range_novelty_level",
+        "range_novelty_plus",
+        "score_series",
+    ],
     "runtime": [
         "Controller",
         "Settings",

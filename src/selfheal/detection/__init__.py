@@ -9,8 +9,9 @@ contextual
 novelty of quantised transitions (`contextual`), Bayesian online change points (`bocpd`),
 robust z-scores on exponentially weighted baselines (`robust`), a seasonal profile
 (`seasonal`), CUSUM change detection (`changepoint`), and an anomaly-likelihood layer and
-ensemble in [0, 1] (`likelihood`). `batch` runs `range_novelty` over many series at
-once in numpy arrays. `registry` names them; `correlation` combines the anomalies of one
+ensemble in [0, 1] (`likelihood`). `batch` runs the novelty detectors, the default
+included, over many series at once in numpy arrays. `registry` names them; `correlation`
+combines the anomalies of one
 service into a confidence. `nab` scores detectors the way the Numenta Anomaly Benchmark
 does, so our numbers can be compared with the published ones.
 """

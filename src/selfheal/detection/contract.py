@@ -14,8 +14,11 @@ that sample and the past only.
   restart and how the check battery proves determinism.
 - `seed` fixes any randomness; the current detectors are deterministic and only carry it.
 
-`score_batch` scores many series. numpy is not a dependency, so it is a documented per-series
-loop; the contract is what matters, a vectorized path can replace it without changing callers.
+A `BatchDetector` is the same detector for many series at once: `process(ts, xs)` advances
+every series by one sample (a NaN for "no sample this round") and returns their scores, and
+each row's state reads out as, and loads from, the streaming detector's `state()`. The
+vectorized ones are in `selfheal.detection.batch`; `score_batch` is the reference they are
+held to, a loop of streaming detectors that works for every detector.
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ import abc
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
+    "BatchDetector",
     "Detector",
     "StreamingDetector",
     "restore",
@@ -45,6 +52,21 @@ class Detector(Protocol):
     def process_one(self, t: float, x: float) -> float: ...
 
     def state(self) -> dict[str, Any]: ...
+
+
+class BatchDetector(Protocol):
+    """One detector's state for many series, advanced together one sample per series."""
+
+    @property
+    def series(self) -> int: ...
+
+    def process(
+        self, ts: npt.NDArray[np.float64], xs: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]: ...
+
+    def state_of(self, row: int) -> dict[str, Any]: ...
+
+    def load_row(self, row: int, state: dict[str, Any]) -> None: ...
 
 
 _KINDS: dict[str, type[StreamingDetector]] = {}
@@ -97,8 +119,7 @@ def score_batch(
 ) -> list[list[float]]:
     """Score many series, each with a fresh detector from `make`, score-then-learn per sample.
 
-    A per-series loop: without numpy there is nothing to vectorize over, and the result must
-    equal calling `process_one` sample by sample (the battery checks that).
+    The reference loop, for every detector: a vectorized batch path must give exactly this.
     """
     if len(ts) != len(xs):
         raise ValueError(f"{len(ts)} timestamp series for {len(xs)} value series")

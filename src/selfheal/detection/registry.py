@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from selfheal.detection.batch.range_novelty import NoveltyBatch
+from selfheal.detection.batch.range_novelty_level import LevelNoveltyBatch
+from selfheal.detection.batch.range_novelty_plus import NoveltyPlusBatch
 from selfheal.detection.bocpd import BocpdEnsemble
 from selfheal.detection.changepoint import Cusum
 from selfheal.detection.contextual import ContextualNovelty
-from selfheal.detection.contract import Detector, StreamingDetector
+from selfheal.detection.contract import BatchDetector, Detector, StreamingDetector
 from selfheal.detection.likelihood import AnomalyLikelihood, Ensemble
 from selfheal.detection.range_novelty import RangeNovelty
 from selfheal.detection.range_novelty_level import RangeNoveltyLevel
@@ -20,7 +23,7 @@ from selfheal.detection.range_novelty_plus import RangeNoveltyPlus
 from selfheal.detection.robust import RobustZ
 from selfheal.detection.seasonal import DAY, WEEK, SeasonalProfile
 
-__all__ = ["DEFAULT", "DETECTORS", "THRESHOLDS"]
+__all__ = ["BATCH_PATHS", "DEFAULT", "DETECTORS", "THRESHOLDS"]
 
 
 def _robust(*, seed: int = 0) -> StreamingDetector:
@@ -100,6 +103,14 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
 }
 
 DEFAULT = "novelty"
+
+# The detectors with a vectorized batch path, by name: `make(series, seed=...)` gives the
+# same detector as `DETECTORS[name](seed=...)` for each of `series` series.
+BATCH_PATHS: dict[str, Callable[..., BatchDetector]] = {
+    "novelty": LevelNoveltyBatch,
+    "novelty-plus": NoveltyPlusBatch,
+    "range-novelty": NoveltyBatch,
+}
 
 # The score from which the controller counts a sample as anomalous, for the detectors whose
 # scores lie in [0, 1]: the threshold NAB's standard profile chose for each over the
