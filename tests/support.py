@@ -98,15 +98,20 @@ def kubectl_json(
     return result
 
 
-def demo_report(*args: str, timeout: float = 280.0) -> dict[str, Any]:
-    """Run `selfheal demo --json ARGS` as a user would, in a subprocess; its JSON report."""
-    result = subprocess.run(
-        [sys.executable, "-m", "selfheal", "demo", "--json", *args],
+def selfheal(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """Run `selfheal ARGS` as a user would, in a subprocess, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "selfheal", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def demo_report(*args: str, timeout: float = 280.0) -> dict[str, Any]:
+    """Run `selfheal demo --json ARGS` as a user would, in a subprocess; its JSON report."""
+    result = selfheal("demo", "--json", *args, timeout=timeout)
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report

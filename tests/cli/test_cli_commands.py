@@ -12,17 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import kubectl_runner, wait_until
-
-
-def selfheal(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "selfheal", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from support import kubectl_runner, selfheal, wait_until
 
 
 def test_simulate_json_prints_the_baseline_report() -> None:

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from selfheal.store import open_store
 
+from support import selfheal
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale"
-
-
-def selfheal(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "selfheal", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_check_prints_the_example_guardrails() -> None:

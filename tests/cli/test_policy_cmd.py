@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from support import selfheal
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale"
 
@@ -30,16 +30,6 @@ test_fails if remediation.answer == 5 with input as {"n": 2}
 
 test_still_runs_after_the_crash if true
 """
-
-
-def selfheal(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "selfheal", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def write_bundle(directory: Path, files: dict[str, str]) -> Path:
