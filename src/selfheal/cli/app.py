@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import markup
 from rich.console import Console
 
 from selfheal.cli import (
@@ -52,7 +53,8 @@ SpeedOption = Annotated[
 
 
 def _fail(error: SelfhealError) -> typer.Exit:
-    _errors.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+    # The message is the user's text (JSON paths like [0], windows like [start, end]), not markup.
+    _errors.print(f"[bold red]error:[/] {markup.escape(str(error))}", markup=True, highlight=False)
     return typer.Exit(code=2)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from selfheal.detection.nab import baselines, corpus, scorer
+from selfheal.domain.errors import ConfigError
 
 
 class Detector(Protocol):
@@ -230,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         data = corpus.load_corpus(args.root)
-    except (OSError, ValueError) as exc:
+    except (OSError, ConfigError) as exc:
         # A wrong path is the usual cause; say so instead of printing a traceback.
         sys.stderr.write(f"cannot read a NAB corpus at {args.root}: {exc}\n")
         return 2
