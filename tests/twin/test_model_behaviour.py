@@ -133,6 +133,22 @@ def test_pod_crash_fault_restarts_containers_and_resets_their_counters() -> None
     assert simulation.cluster.pods[crashed_name].ready
 
 
+def test_a_services_trouble_begins_at_its_first_crash() -> None:
+    """The ground-truth onset counts a crash, not only throttling and SLO breaches."""
+    chosen = scenario.load("steady").model_copy(
+        update={
+            "faults": (
+                scenario.faults.PodCrash(type="pod_crash", at=30, service="catalog", count=1),
+            ),
+            "service_overrides": {},
+        }
+    )
+    simulation = Simulation(chosen, epoch=EPOCH)
+    simulation.advance_to(60)
+    assert simulation.onset("catalog") == 30.0
+    assert simulation.onset("frontend") is None
+
+
 def test_node_loss_evicts_pods_and_reschedules_them_elsewhere() -> None:
     """Pods on a lost node stop serving, then are recreated on the remaining nodes."""
     chosen = scenario.load("steady").model_copy(

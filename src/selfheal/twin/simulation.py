@@ -125,10 +125,12 @@ class Simulation:
             name: ServiceTotals() for name in scenario.services
         }
         self.peak_throttling = 0.0
-        # Ground truth for "time to detect": when each service first breached its SLO and
-        # first had a pod throttled in at least half of its CFS periods.
+        # Ground truth for "time to detect": when each service first breached its SLO, first
+        # had a pod throttled in at least half of its CFS periods, and first had a container
+        # crash.
         self.first_breach_at: dict[str, float] = {}
         self.first_throttled_at: dict[str, float] = {}
+        self.first_crash_at: dict[str, float] = {}
         self.peak_throttling_pod = ""
         self.load_factor = 1.0
         self._ramp: tuple[float, float, float, float] | None = None  # t0, f0, t1, f1
@@ -202,7 +204,7 @@ class Simulation:
             key=lambda pod: pod.name,
         )[:count]
         for pod in victims:
-            self.cluster.crash_container(pod, now=self.elapsed)
+            self._crash(pod)
 
     def lose_node(self, node: str, *, recover_after: float | None) -> None:
         self.cluster.set_node_ready(node, ready=False, now=self.elapsed)
@@ -228,7 +230,11 @@ class Simulation:
                     continue
                 spread = 0.75 + 0.5 * (zlib.crc32(pod.uid.encode()) % 1000) / 1000
                 if self.elapsed - pod.ready_since >= every * spread:
-                    self.cluster.crash_container(pod, now=self.elapsed)
+                    self._crash(pod)
+
+    def _crash(self, pod: Pod) -> None:
+        self.first_crash_at.setdefault(pod.service, self.elapsed)
+        self.cluster.crash_container(pod, now=self.elapsed)
 
     def schedule(self, delay: float, fault: faults_module.Fault) -> None:
         heapq.heappush(self._pending, (self.elapsed + delay, next(self._sequence), fault))
@@ -259,12 +265,9 @@ class Simulation:
             self.load_factor = f0 + (f1 - f0) * (self.elapsed - t0) / (t1 - t0)
 
     def onset(self, service: str) -> float | None:
-        """When the service's trouble began: first throttling or first SLO breach."""
-        times = [
-            t
-            for t in (self.first_throttled_at.get(service), self.first_breach_at.get(service))
-            if t is not None
-        ]
+        """When the service's trouble began: first throttling, SLO breach or crash."""
+        firsts = (self.first_throttled_at, self.first_breach_at, self.first_crash_at)
+        times = [first[service] for first in firsts if service in first]
         return min(times) if times else None
 
     def entry_rps(self) -> float:
