@@ -164,6 +164,7 @@ def print_bench(console: Console, results: dict[str, Any]) -> None:
     table = Table(title="closed loop (selfheal demo)", header_style="bold")
     for column in (
         "scenario",
+        "first signal",
         "speed",
         "wall",
         "detect",
@@ -177,6 +178,7 @@ def print_bench(console: Console, results: dict[str, Any]) -> None:
         outcome = "verified" if run["verified"] else ("rolled back" if run["rolled_back"] else "-")
         table.add_row(
             run["scenario"],
+            run["signal"],
             f"{run['speed']:g}x",
             f"{run['wall_s']:.1f} s",
             f"{run['detect_s']:.1f} s",
@@ -193,11 +195,14 @@ def print_bench(console: Console, results: dict[str, Any]) -> None:
         f"{rules['rule_round_ms']} ms per evaluation round; scrape + ingest "
         f"{rules['scrape_ingest_ms']} ms"
     )
-    console.print(f"twin: a scenario day in {twin['wall_s']} s ({twin['ticks_per_s']:,} ticks/s)")
+    console.print(
+        f"twin: {twin['scenario']}, {format_duration(twin['scenario_s'])} of scenario time in "
+        f"{twin['wall_s']} s ({twin['ticks_per_s']:,} ticks/s)"
+    )
     detectors = results["detectors"]
     console.print(
-        f"detector {detectors['batch_detector']}: {detectors['batch_us_per_sample']} us/sample "
-        f"on the batch path ({detectors['series']} series); {detectors['detector']}: "
+        f"detector {detectors['detector']}: {detectors['batch_us_per_sample']} us/sample "
+        f"on the batch path ({detectors['series']} series), "
         f"{detectors['streaming_us_per_sample']} us/sample one series at a time"
     )
 
