@@ -41,7 +41,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_console = Console()
+_console = timeline.report_console()
 _errors = Console(stderr=True, soft_wrap=True)
 
 ScenarioOption = Annotated[

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from selfheal.cli import store_access
+from selfheal.cli import store_access, timeline
 from selfheal.decision.guardrails import describe, load_guardrails
 from selfheal.domain.errors import ConfigError, SourceLocation, TemporaryError
 from selfheal.domain.time import ScaledClock
@@ -29,7 +29,7 @@ guardrails_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_console = Console()
+_console = timeline.report_console()
 _errors = Console(stderr=True, soft_wrap=True)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,6 +13,18 @@ from rich.table import Table
 from selfheal.cli import events
 from selfheal.formats.durations import format_duration
 from selfheal.twin.simulation import Simulation
+
+# Width for output that is not a terminal (a pipe, a CI log, a file): rich would otherwise
+# assume 80 columns and cut table cells such as scenario and signal names to one letter.
+UNBOUNDED_OUTPUT_WIDTH = 160
+
+
+def report_console(file: IO[str] | None = None) -> Console:
+    """A console for reports: the terminal's width, or a wide page when output is piped."""
+    console = Console(file=file)
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(file=file, width=UNBOUNDED_OUTPUT_WIDTH)
 
 
 def print_baseline(console: Console, simulation: Simulation, summary: dict[str, Any]) -> None:
