@@ -105,16 +105,21 @@ def print_demo(console: Console, result: dict[str, Any]) -> None:
         table = Table(show_edge=False, show_header=False, box=None, padding=(0, 2))
         table.add_column(justify="right")
         table.add_column()
-        for label, key in (
-            ("onset", "onset_s"),
-            ("detected", "detected_s"),
-            ("decided", "decided_s"),
-            ("acted", "action_s"),
-            ("verified", "verified_s"),
-        ):
-            value = incident.get(key)
-            if value is not None:
-                table.add_row(format_duration(value), _stage_text(label, incident))
+        stages = [
+            (incident[key], label)
+            for label, key in (
+                ("onset", "onset_s"),
+                ("detected", "detected_s"),
+                ("decided", "decided_s"),
+                ("acted", "action_s"),
+                ("verified", "verified_s"),
+            )
+            if incident.get(key) is not None
+        ]
+        # In time order: an anomaly watch can open the incident while the load is still
+        # ramping, before the twin's ground-truth onset (the first throttled period).
+        for at, label in sorted(stages, key=lambda stage: stage[0]):
+            table.add_row(format_duration(at), _stage_text(label, incident))
         console.print(table)
         for notification in incident["notifications"]:
             console.print(
