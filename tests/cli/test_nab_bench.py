@@ -48,6 +48,10 @@ def test_bench_nab_scores_a_detector_and_writes_nab_result_files(tmp_path: Path)
         assert isinstance(folds["pooled"], float)
         assert len(folds["by_category"]) == 7
         assert folds["by_category"]["artificialNoAnomaly"] is None  # no window to score
+        spread = report["file_splits"][profile]
+        assert spread["min"] <= spread["lower_quartile"] <= spread["median"]
+    assert report["file_splits"]["held_out_files"] == 13  # a third, as NAB holds 20 of 58
+    assert report["file_splits"]["splits"] == 60
     written = sorted(tmp_path.rglob("*.csv"))
     assert len(written) == 38
     header = written[0].read_text(encoding="utf-8").splitlines()[0]
@@ -157,6 +161,21 @@ def test_bench_nab_runs_on_any_corpus_in_the_layout(tmp_path: Path) -> None:
     }
     for profile in PROFILES:
         assert 0.0 < report["scores"][profile] <= 100.0
+    assert report["file_splits"]["held_out_files"] == 1
+
+
+@needs_nab
+def test_a_one_file_corpus_is_scored_and_says_why_it_has_no_file_splits(tmp_path: Path) -> None:
+    """Splits need a file to choose the threshold and another to score: none, and the reason."""
+    labels = json.loads((NAB / "labels" / "combined_windows.json").read_text(encoding="utf-8"))
+    name = "realTraffic/speed_7578.csv"
+    root = small_corpus(tmp_path / "one", [name], {name: labels[name]})
+    assert bench_json("--data", str(root))["file_splits"] is None
+    printed = selfheal("bench", "nab", "--data", str(root), timeout=600)
+    assert printed.returncode == 0, printed.stderr
+    assert "held-out file splits: none (they need two files and a scorable window)" in (
+        printed.stdout
+    )
 
 
 def test_bench_nab_refuses_a_directory_that_is_not_a_corpus(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from selfheal.detection.nab import baselines, corpus, harness, scorer
+from selfheal.domain.errors import ConfigError
 
 NAB_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nab"
 needs_nab = pytest.mark.skipif(
@@ -153,6 +154,64 @@ def test_cross_validation_scores_each_category_at_a_threshold_chosen_without_it(
     assert last.normalized is not None
     assert last.normalized < 0.0
     assert standard.normalized < 100.0
+
+
+@needs_nab
+def test_file_splits_score_held_out_files_at_a_threshold_chosen_on_the_rest(
+    nab: corpus.Corpus,
+) -> None:
+    """Seeded splits hold back a third of the files; a bad file hurts only when held out."""
+    oracle = harness.Run(
+        scores=tuple(tuple(first_rows_of_windows(s)) for s in nab.series),
+        microseconds_per_sample=0.0,
+        peak_memory_bytes=None,
+    )
+    for result in harness.held_out_file_splits(nab, oracle, splits=12):
+        assert len(result.scores) == len(result.held_out) == 12
+        assert all(len(files) == round(len(nab.series) * 20 / 58) for files in result.held_out)
+        assert result.quantile(0.0) == pytest.approx(100.0)
+        assert result.quantile(1.0) == pytest.approx(100.0)
+    # One file scored 0.5 on every row, below the 1.0 the others give their windows' first
+    # rows: a threshold chosen on the other files is 1.0 and misses that file's windows, while
+    # one chosen with it among them is also 1.0 and scores the others perfectly. So exactly
+    # the splits holding it back fall below 100.
+    blind_file = next(s.name for s in nab.series if s.windows)
+    blind = harness.Run(
+        scores=tuple(
+            (0.5,) * s.rows if s.name == blind_file else tuple(first_rows_of_windows(s))
+            for s in nab.series
+        ),
+        microseconds_per_sample=0.0,
+        peak_memory_bytes=None,
+    )
+    [standard] = harness.held_out_file_splits(
+        nab, blind, splits=30, seed=7, profiles=[PROFILES["standard"]]
+    )
+    held = [blind_file in files for files in standard.held_out]
+    assert any(held)
+    assert not all(held)
+    for holds_it, score in zip(held, standard.scores, strict=True):
+        assert (score < 100.0 - 1e-9) == holds_it, (holds_it, score)
+    [again] = harness.held_out_file_splits(
+        nab, blind, splits=30, seed=7, profiles=[PROFILES["standard"]]
+    )
+    assert again == standard  # seeded: the same draws and the same scores
+    [other] = harness.held_out_file_splits(
+        nab, blind, splits=30, seed=8, profiles=[PROFILES["standard"]]
+    )
+    assert other.held_out != standard.held_out
+
+
+@needs_nab
+def test_file_splits_refuse_to_hold_out_every_file_or_none(nab: corpus.Corpus) -> None:
+    silent = harness.Run(
+        scores=tuple((0.0,) * s.rows for s in nab.series),
+        microseconds_per_sample=0.0,
+        peak_memory_bytes=None,
+    )
+    for count in (0, len(nab.series)):
+        with pytest.raises(ConfigError, match=f"cannot hold out {count} of"):
+            harness.held_out_file_splits(nab, silent, held_out=count)
 
 
 class Recorder:

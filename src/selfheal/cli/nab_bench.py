@@ -56,6 +56,10 @@ def run(*, data: Path, detector: str | None, results_out: Path | None) -> dict[s
         nab_harness.write_results(results_out, data=loaded, run=evaluation.run, detector=name)
     memory = evaluation.run.peak_memory_bytes
     folds = nab_harness.cross_validate(loaded, evaluation.run)
+    splittable = len(loaded.series) > 1 and any(
+        layout.scorable_windows for layout in nab_harness.layouts(loaded)
+    )
+    splits = nab_harness.held_out_file_splits(loaded, evaluation.run) if splittable else ()
     batch_cost = (
         _batch_cost(loaded, name=name, streamed=evaluation.run.scores)
         if name in registry.BATCH_PATHS
@@ -81,6 +85,22 @@ def run(*, data: Path, detector: str | None, results_out: Path | None) -> dict[s
                 },
             }
             for cv in folds
+        },
+        # Random thirds of the files scored at a threshold chosen on the rest: the spread a
+        # reader should expect on files the figures above never saw.
+        "file_splits": None
+        if not splits
+        else {
+            "held_out_files": len(splits[0].held_out[0]),
+            "splits": len(splits[0].scores),
+            **{
+                split.profile.name: {
+                    "min": round(min(split.scores), 2),
+                    "lower_quartile": round(split.quantile(0.25), 2),
+                    "median": round(split.quantile(0.5), 2),
+                }
+                for split in splits
+            },
         },
     }
 
@@ -120,6 +140,19 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
     console.print(
         "cross-validated: each category scored at the threshold chosen on the others, pooled"
     )
+    splits = result["file_splits"]
+    if splits is None:
+        console.print("held-out file splits: none (they need two files and a scorable window)")
+    else:
+        spread = "; ".join(
+            f"{profile} median {splits[profile]['median']:.2f}, lower quartile "
+            f"{splits[profile]['lower_quartile']:.2f}"
+            for profile in result["scores"]
+        )
+        console.print(
+            f"held out {splits['held_out_files']} files at a time ({splits['splits']} seeded "
+            f"splits, threshold chosen on the rest): {spread}"
+        )
     if result["batch_us_per_sample"] is not None:
         console.print(
             f"batch path: {result['batch_us_per_sample']} us per sample with the "
