@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,15 @@ def first_rows_of_windows(series: corpus.Series) -> list[float]:
     return scores
 
 
+def untimed_run(scores: Iterable[Sequence[float]]) -> harness.Run:
+    """A harness run made of given per-file scores, for testing what is done with them."""
+    return harness.Run(
+        scores=tuple(tuple(file_scores) for file_scores in scores),
+        microseconds_per_sample=0.0,
+        peak_memory_bytes=None,
+    )
+
+
 @needs_nab
 @pytest.mark.parametrize("profile", list(PROFILES))
 def test_a_silent_detector_scores_0_and_an_oracle_scores_100(
@@ -124,11 +134,7 @@ def test_cross_validation_scores_each_category_at_a_threshold_chosen_without_it(
     nab: corpus.Corpus,
 ) -> None:
     """An oracle is perfect in every fold; a detector firing everywhere is not rescued."""
-    oracle = harness.Run(
-        scores=tuple(tuple(first_rows_of_windows(s)) for s in nab.series),
-        microseconds_per_sample=0.0,
-        peak_memory_bytes=None,
-    )
+    oracle = untimed_run(first_rows_of_windows(s) for s in nab.series)
     categories = sorted({s.name.split("/")[0] for s in nab.series})
     for result in harness.cross_validate(nab, oracle):
         assert [fold.category for fold in result.folds] == categories
@@ -138,15 +144,9 @@ def test_cross_validation_scores_each_category_at_a_threshold_chosen_without_it(
             assert fold.normalized is None or fold.normalized == pytest.approx(100.0)
     # Scores that rank one category's rows above every window elsewhere: the threshold
     # chosen on the other categories fires on all of that category's rows.
-    noisy = harness.Run(
-        scores=tuple(
-            tuple(first_rows_of_windows(s))
-            if s.name.split("/")[0] != categories[-1]
-            else (2.0,) * s.rows
-            for s in nab.series
-        ),
-        microseconds_per_sample=0.0,
-        peak_memory_bytes=None,
+    noisy = untimed_run(
+        first_rows_of_windows(s) if s.name.split("/")[0] != categories[-1] else [2.0] * s.rows
+        for s in nab.series
     )
     standard = harness.cross_validate(nab, noisy, profiles=[PROFILES["standard"]])[0]
     last = standard.folds[-1]
@@ -161,11 +161,7 @@ def test_file_splits_score_held_out_files_at_a_threshold_chosen_on_the_rest(
     nab: corpus.Corpus,
 ) -> None:
     """Seeded splits hold back a third of the files; a bad file hurts only when held out."""
-    oracle = harness.Run(
-        scores=tuple(tuple(first_rows_of_windows(s)) for s in nab.series),
-        microseconds_per_sample=0.0,
-        peak_memory_bytes=None,
-    )
+    oracle = untimed_run(first_rows_of_windows(s) for s in nab.series)
     for result in harness.held_out_file_splits(nab, oracle, splits=12):
         assert len(result.scores) == len(result.held_out) == 12
         assert all(len(files) == round(len(nab.series) * 20 / 58) for files in result.held_out)
@@ -176,13 +172,8 @@ def test_file_splits_score_held_out_files_at_a_threshold_chosen_on_the_rest(
     # one chosen with it among them is also 1.0 and scores the others perfectly. So exactly
     # the splits holding it back fall below 100.
     blind_file = next(s.name for s in nab.series if s.windows)
-    blind = harness.Run(
-        scores=tuple(
-            (0.5,) * s.rows if s.name == blind_file else tuple(first_rows_of_windows(s))
-            for s in nab.series
-        ),
-        microseconds_per_sample=0.0,
-        peak_memory_bytes=None,
+    blind = untimed_run(
+        [0.5] * s.rows if s.name == blind_file else first_rows_of_windows(s) for s in nab.series
     )
     [standard] = harness.held_out_file_splits(
         nab, blind, splits=30, seed=7, profiles=[PROFILES["standard"]]
@@ -204,11 +195,7 @@ def test_file_splits_score_held_out_files_at_a_threshold_chosen_on_the_rest(
 
 @needs_nab
 def test_file_splits_refuse_to_hold_out_every_file_or_none(nab: corpus.Corpus) -> None:
-    silent = harness.Run(
-        scores=tuple((0.0,) * s.rows for s in nab.series),
-        microseconds_per_sample=0.0,
-        peak_memory_bytes=None,
-    )
+    silent = untimed_run([0.0] * s.rows for s in nab.series)
     for count in (0, len(nab.series)):
         with pytest.raises(ConfigError, match=f"cannot hold out {count} of"):
             harness.held_out_file_splits(nab, silent, held_out=count)
