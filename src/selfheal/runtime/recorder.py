@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
 from selfheal.domain.errors import PermanentError
 from selfheal.domain.model import (
@@ -27,7 +26,7 @@ from selfheal.domain.model import (
 )
 from selfheal.incidents import intake
 from selfheal.runtime.settings import Settings
-from selfheal.store import ActionStatus, Arrival, RunStatus, Store, day_of, schema
+from selfheal.store import ActionStatus, Arrival, RunStatus, Store, day_of
 
 _log = logging.getLogger(__name__)
 
@@ -253,15 +252,9 @@ class Recorder:
         key: str,
         at: float,
     ) -> str:
-        existing = [
-            n
-            for n in self._store.notifications.list(
-                incident_id=IncidentId(str(incident["id"])) if incident.get("id") else None
-            )
-            if n.payload.get("key") == key
-        ]
-        if existing:
-            return str(existing[0].id)
+        existing = self._store.notifications.find(key)
+        if existing is not None:
+            return str(existing.id)
         channel_settings = self._settings.notifications.get(channel)
         webhook = channel_settings.webhook if channel_settings else None
         payload = {
@@ -286,6 +279,7 @@ class Recorder:
             at=at,
             delivered=delivered,
             error=error,
+            key=key,
         )
         return str(record.id)
 
@@ -308,16 +302,13 @@ class Recorder:
             day=day_of(at),
             amount=amount,
             currency=budget.currency,
-            reason=f"{reason} [{key}]",
+            reason=reason,
             at=at,
             incident_id=incident_id,
             limit=budget.daily,
+            key=key,
         )
 
     def charged(self, *, key: str) -> float | None:
-        marker = f"[{key}]"
-        with self._store.read() as session:
-            rows = session.scalars(
-                select(schema.BudgetLedgerRow).where(schema.BudgetLedgerRow.reason.endswith(marker))
-            ).all()
-            return sum(row.amount for row in rows) if rows else None
+        entry = self._store.budget.find(key)
+        return None if entry is None else entry.amount

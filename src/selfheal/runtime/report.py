@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
-
-from selfheal.store import Store, audit, schema
+from selfheal.store import ActionRecord, ActionStatus, Store, audit
 
 
 def incident_reports(store: Store, *, epoch: float) -> list[dict[str, Any]]:
@@ -25,25 +23,21 @@ def incident_reports(store: Store, *, epoch: float) -> list[dict[str, Any]]:
         for record in store.audit.records()
         if record.kind == "incident.state" and record.payload.get("to") == "escalated"
     }
-    with store.read() as session:
-        decisions = {
-            row.incident_id: row
-            for row in session.scalars(
-                select(schema.DecisionRow).order_by(schema.DecisionRow.decided_at.desc())
-            )
-        }
-        runs = {row.incident_id: row for row in session.scalars(select(schema.WorkflowRunRow))}
-        actions = list(session.scalars(select(schema.ActionRow)))
+    # The policy's first decision on each incident (a guardrail refusal, recorded as a later
+    # decision without plans, does not hide what the policy chose) and its latest run.
+    decisions = {record.incident_id: record for record in reversed(store.decisions.list())}
+    runs = {run.incident_id: run for run in store.workflows.list()}
+    actions = store.actions.list()
     for incident in sorted(store.incidents.list(), key=lambda i: i.opened_at):
         decision = decisions.get(incident.id)
         run = runs.get(incident.id)
-        steps: dict[str, Any] = {}
+        steps: dict[str, ActionRecord] = {}
         if run is not None:
             steps = {row.step: row for row in actions if row.workflow_id == run.workflow_id}
         scale, verify, rollback = steps.get("scale"), steps.get("verify"), steps.get("rollback")
         scale_out = _output(scale)
         verify_out = _output(verify)
-        rolled_back = rollback is not None and rollback.status == "succeeded"
+        rolled_back = rollback is not None and rollback.status is ActionStatus.SUCCEEDED
         worst = verify_out.get("worst", {}) if verify_out else {}
         first_check = next(iter(worst.values()), None) if worst else None
         notifications = [
@@ -63,10 +57,10 @@ def incident_reports(store: Store, *, epoch: float) -> list[dict[str, Any]]:
                 "plans": [p.get("runbook") for p in (decision.plans if decision else [])],
                 "deny": list(decision.deny) if decision is not None else [],
                 "action_s": rel(scale.finished_at)
-                if scale is not None and scale.status == "succeeded"
+                if scale is not None and scale.status is ActionStatus.SUCCEEDED
                 else None,
                 "verified_s": rel(verify.finished_at)
-                if verify is not None and verify.status == "succeeded"
+                if verify is not None and verify.status is ActionStatus.SUCCEEDED
                 else None,
                 "replicas_before": scale_out.get("previous_replicas") if scale_out else None,
                 "replicas_after": (
@@ -77,7 +71,7 @@ def incident_reports(store: Store, *, epoch: float) -> list[dict[str, Any]]:
                     else None
                 ),
                 "p95_ms_after": round(first_check * 1000, 1) if first_check is not None else None,
-                "verified": verify is not None and verify.status == "succeeded",
+                "verified": verify is not None and verify.status is ActionStatus.SUCCEEDED,
                 "rolled_back": rolled_back,
                 "escalated": incident.id in escalated_ids,
                 "notifications": notifications,
@@ -87,11 +81,8 @@ def incident_reports(store: Store, *, epoch: float) -> list[dict[str, Any]]:
     return reports
 
 
-def _output(row: Any) -> Mapping[str, Any]:
-    if row is None or not row.result:
-        return {}
-    output = row.result.get("output", {})
-    return output if isinstance(output, Mapping) else {}
+def _output(record: ActionRecord | None) -> Mapping[str, Any]:
+    return {} if record is None else record.output
 
 
 def chain_ok(store: Store) -> bool:
@@ -115,18 +106,16 @@ def withheld(store: Store, *, epoch: float) -> list[dict[str, Any]]:
 
 def guardrail_refusals(store: Store, *, epoch: float) -> list[dict[str, Any]]:
     """Every plan the guardrails refused, oldest first: the incident, when, and which."""
-    query = select(schema.DecisionRow).order_by(schema.DecisionRow.decided_at)
-    with store.read() as session:
-        rows = [row for row in session.scalars(query) if "refusals" in row.policy_output]
     return [
         {
-            "incident": row.incident_id,
-            "at_s": round(row.decided_at - epoch, 3),
-            "runbook": row.policy_input.get("refused_plan", {}).get("runbook"),
-            "guardrails": [refusal["guardrail"] for refusal in row.policy_output["refusals"]],
-            "reasons": [refusal["reason"] for refusal in row.policy_output["refusals"]],
+            "incident": record.incident_id,
+            "at_s": round(record.decided_at - epoch, 3),
+            "runbook": record.policy_input.get("refused_plan", {}).get("runbook"),
+            "guardrails": [refusal["guardrail"] for refusal in record.refusals],
+            "reasons": [refusal["reason"] for refusal in record.refusals],
         }
-        for row in rows
+        for record in store.decisions.list()
+        if record.refusals
     ]
 
 
@@ -144,19 +133,12 @@ def remediations(store: Store) -> list[dict[str, Any]]:
     A run whose approval step failed (denied, or timed out) changed nothing: it is not an
     action taken.
     """
-    with store.read() as session:
-        runs = list(
-            session.scalars(
-                select(schema.WorkflowRunRow).order_by(schema.WorkflowRunRow.started_at)
-            )
-        )
-        gated = {
-            row.workflow_id
-            for row in session.scalars(
-                select(schema.ActionRow).where(schema.ActionRow.kind == "approval.wait")
-            )
-            if row.status == "failed"
-        }
+    gated = {
+        record.workflow_id
+        for record in store.actions.list(kind="approval.wait")
+        if record.status is ActionStatus.FAILED
+    }
+    runs = store.workflows.list()
     return [
         {
             "incident": run.incident_id,

@@ -2,27 +2,36 @@
 
 SQLite (a file in WAL mode, or in memory for tests) by default, PostgreSQL to scale out.
 Every write that matters commits together with its audit record, whose hash covers the
-record before it, so `audit.verify` detects any later edit, deletion or reordering.
+record before it, so `audit.verify` detects any later edit, deletion or reordering. One
+module per aggregate (incidents, decisions, workflow runs, actions, notifications, the
+budget ledger, approvals), each written in one transaction with its audit record; SQL lives
+in this package only.
 
     with store.open_store("sqlite:///state.db") as db:
         incident, joined = db.incidents.open_or_join(fp, alert_name=..., ..., at=clock.now())
         report = audit.verify(db)
 """
 
-from selfheal.store import audit, database, repositories, schema
-from selfheal.store.audit import AuditLog, AuditRecord, ChainReport, canonical_json, verify
-from selfheal.store.database import Store, open_store
-from selfheal.store.repositories import (
-    ActionRecord,
-    ActionStatus,
-    Arrival,
-    LedgerEntry,
-    NotificationRecord,
-    RecordNotFound,
-    RunStatus,
-    WorkflowRun,
-    day_of,
+from selfheal.store import (
+    action_records,
+    audit,
+    budget_ledger,
+    database,
+    decisions,
+    incidents,
+    notifications,
+    schema,
+    workflow_runs,
 )
+from selfheal.store.action_records import ActionRecord, ActionStatus
+from selfheal.store.audit import AuditLog, AuditRecord, ChainReport, canonical_json, verify
+from selfheal.store.budget_ledger import LedgerEntry, day_of
+from selfheal.store.database import Store, open_store
+from selfheal.store.decisions import DecisionRecord
+from selfheal.store.incidents import Arrival
+from selfheal.store.notifications import NotificationRecord
+from selfheal.store.rows import RecordNotFound
+from selfheal.store.workflow_runs import RunStatus, WorkflowRun
 
 __all__ = [
     "ActionRecord",
@@ -31,18 +40,24 @@ __all__ = [
     "AuditLog",
     "AuditRecord",
     "ChainReport",
+    "DecisionRecord",
     "LedgerEntry",
     "NotificationRecord",
     "RecordNotFound",
     "RunStatus",
     "Store",
     "WorkflowRun",
+    "action_records",
     "audit",
+    "budget_ledger",
     "canonical_json",
     "database",
     "day_of",
+    "decisions",
+    "incidents",
+    "notifications",
     "open_store",
-    "repositories",
     "schema",
     "verify",
+    "workflow_runs",
 ]

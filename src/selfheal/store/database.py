@@ -33,7 +33,18 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from selfheal.domain.errors import ConfigError, PermanentError, SelfhealError, TemporaryError
-from selfheal.store import approvals, audit, repositories, schema
+from selfheal.store import (
+    action_records,
+    approvals,
+    audit,
+    budget_ledger,
+    decisions,
+    incidents,
+    migrations,
+    notifications,
+    schema,
+    workflow_runs,
+)
 
 # How long a SQLite writer waits for the write lock before giving up (milliseconds). Appends
 # take well under a millisecond, so 30 s only runs out when something holds the lock wrongly.
@@ -61,12 +72,12 @@ class Store:
         )
         self._gate: threading.RLock | None = threading.RLock() if shared_connection else None
         self.audit = audit.AuditLog(self)
-        self.incidents = repositories.Incidents(self)
-        self.decisions = repositories.Decisions(self)
-        self.workflows = repositories.WorkflowRuns(self)
-        self.actions = repositories.Actions(self)
-        self.notifications = repositories.Notifications(self)
-        self.budget = repositories.BudgetLedger(self)
+        self.incidents = incidents.Incidents(self)
+        self.decisions = decisions.Decisions(self)
+        self.workflows = workflow_runs.WorkflowRuns(self)
+        self.actions = action_records.Actions(self)
+        self.notifications = notifications.Notifications(self)
+        self.budget = budget_ledger.BudgetLedger(self)
         self.approvals = approvals.Approvals(self)
 
     @contextmanager
@@ -137,6 +148,7 @@ def open_store(url: str) -> Store:
     try:
         with _translated():
             schema.Base.metadata.create_all(store.engine)
+            migrations.upgrade(store.engine)
         audit.ensure_head(store)
     except BaseException:
         store.close()

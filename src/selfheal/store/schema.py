@@ -149,6 +149,8 @@ class NotificationRow(Base):
     created_at: Mapped[float] = mapped_column(Double)
     delivered: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
+    # The idempotency key of what caused it (a runbook step, an escalation): one record each.
+    key: Mapped[str | None] = mapped_column(String(512), unique=True)
 
 
 class AuditRow(Base):
@@ -195,3 +197,5 @@ class BudgetLedgerRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id"))
     created_at: Mapped[float] = mapped_column(Double)
+    # The idempotency key of the step that charged it: a re-run finds its charge by it.
+    key: Mapped[str | None] = mapped_column(String(512), unique=True)

@@ -1,0 +1,120 @@
+"""`store.decisions`: every policy evaluation with its input, output and bundle hash.
+
+A guardrail refusal is recorded as a decision of its own (no plans, the refusals in its
+output), so the record of why nothing ran sits beside the record of what the policy chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from selfheal.domain.model import Decision, IncidentId, Plan
+from selfheal.store import audit, schema
+from selfheal.store.rows import to_json
+
+if TYPE_CHECKING:
+    from selfheal.store.database import Store
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision as stored: plans as the JSON objects the audit chain hashed."""
+
+    id: int
+    incident_id: IncidentId
+    plans: tuple[Mapping[str, Any], ...]
+    deny: tuple[str, ...]
+    requires_approval: bool
+    policy_input: Mapping[str, Any]
+    policy_output: Mapping[str, Any]
+    bundle_hash: str
+    decided_at: float
+
+    @property
+    def refusals(self) -> list[Mapping[str, Any]]:
+        """The guardrails' refusals, when this decision records them (else empty)."""
+        found = self.policy_output.get("refusals")
+        return list(found) if isinstance(found, list) else []
+
+
+class Decisions:
+    """`store.decisions`: every policy evaluation with its input and bundle hash."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def record(self, decision: Decision) -> int:
+        """Store a decision and return its id."""
+        with self._store.write() as session:
+            return record_in(session, decision)
+
+    def list(self, *, incident_id: IncidentId | None = None) -> tuple[DecisionRecord, ...]:
+        """Decisions in the order they were made, optionally only one incident's."""
+        query = select(schema.DecisionRow).order_by(
+            schema.DecisionRow.decided_at, schema.DecisionRow.id
+        )
+        if incident_id is not None:
+            query = query.where(schema.DecisionRow.incident_id == incident_id)
+        with self._store.read() as session:
+            return tuple(_record(row) for row in session.scalars(query))
+
+
+def record_in(session: Session, decision: Decision) -> int:
+    """`Decisions.record` inside a write transaction the caller holds."""
+    row = schema.DecisionRow(
+        incident_id=decision.incident_id,
+        policy_input=to_json(decision.policy_input),
+        policy_output=to_json(decision.policy_output),
+        bundle_hash=decision.bundle_hash,
+        plans=[to_json(_plan_json(plan)) for plan in decision.plans],
+        deny=list(decision.deny),
+        requires_approval=decision.requires_approval,
+        decided_at=decision.decided_at,
+    )
+    session.add(row)
+    session.flush()
+    payload = {
+        "decision_id": row.id,
+        "bundle_hash": row.bundle_hash,
+        "policy_input": row.policy_input,
+        "policy_output": row.policy_output,
+        "plans": row.plans,
+        "deny": row.deny,
+        "requires_approval": row.requires_approval,
+    }
+    audit.append_in(
+        session,
+        kind="decision.recorded",
+        subject=decision.incident_id,
+        payload=payload,
+        at=decision.decided_at,
+    )
+    return int(row.id)
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "runbook": plan.runbook,
+        "params": plan.params,
+        "risk": plan.risk,
+        "reason": plan.reason,
+    }
+
+
+def _record(row: schema.DecisionRow) -> DecisionRecord:
+    return DecisionRecord(
+        id=row.id,
+        incident_id=IncidentId(row.incident_id),
+        plans=tuple(row.plans),
+        deny=tuple(str(reason) for reason in row.deny),
+        requires_approval=row.requires_approval,
+        policy_input=row.policy_input,
+        policy_output=row.policy_output,
+        bundle_hash=row.bundle_hash,
+        decided_at=row.decided_at,
+    )

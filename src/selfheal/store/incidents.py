@@ -1,0 +1,217 @@
+"""`store.incidents`: the alerts with one fingerprint, and where their remediation stands.
+
+At most one incident per fingerprint is open (in any state but `resolved`): the check runs
+inside the serialized write transaction, and the partial unique index
+`uq_incidents_open_fingerprint` (schema.py) is the backstop in the database itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from selfheal.domain.errors import PermanentError
+from selfheal.domain.model import Fingerprint, Incident, IncidentId, IncidentState, Target
+from selfheal.store import audit, schema
+from selfheal.store.rows import get_row, to_json
+
+if TYPE_CHECKING:
+    from selfheal.store.database import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A firing alert on its way into an incident: what `open_or_join` needs of it."""
+
+    fingerprint: Fingerprint
+    alert_name: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    onset_at: float | None = None
+    target: Target | None = None
+
+
+def open_or_join_in(
+    session: Session, arrival: Arrival, *, at: float, incident_id: IncidentId | None = None
+) -> tuple[Incident, bool]:
+    """`Incidents.open_or_join` inside a write transaction the caller holds."""
+    fingerprint = arrival.fingerprint
+    row = session.scalar(_open_query(fingerprint))
+    if row is not None:
+        row.alert_count += 1
+        row.last_alert_at = row.updated_at = at
+        # The joining alert's own labels: with `alerts.group_by` they differ per alert (the
+        # pod), and the audit then says which alert each join was.
+        payload = {
+            "fingerprint": fingerprint,
+            "alert_count": row.alert_count,
+            "alert_labels": to_json(arrival.labels),
+        }
+        audit.append_in(session, kind="incident.joined", subject=row.id, payload=payload, at=at)
+        return incident_of(row), True
+    count = session.scalar(
+        select(func.count()).where(schema.IncidentRow.fingerprint == fingerprint)
+    )
+    target = arrival.target
+    row = schema.IncidentRow(
+        id=incident_id or f"{fingerprint}-{(count or 0) + 1}",
+        fingerprint=fingerprint,
+        alert_name=arrival.alert_name,
+        labels=to_json(arrival.labels),
+        annotations=to_json(arrival.annotations),
+        state=IncidentState.OPEN.value,
+        opened_at=at,
+        onset_at=at if arrival.onset_at is None else arrival.onset_at,
+        updated_at=at,
+        target_kind=target.kind if target else None,
+        target_namespace=target.namespace if target else None,
+        target_name=target.name if target else None,
+        alert_count=1,
+        last_alert_at=at,
+    )
+    session.add(row)
+    session.flush()
+    payload = {
+        "fingerprint": fingerprint,
+        "alert_name": arrival.alert_name,
+        "labels": row.labels,
+        "annotations": row.annotations,
+        "onset_at": row.onset_at,
+        "target": [row.target_kind, row.target_namespace, row.target_name],
+    }
+    audit.append_in(session, kind="incident.opened", subject=row.id, payload=payload, at=at)
+    return incident_of(row), False
+
+
+def set_state_in(
+    session: Session, incident_id: IncidentId, state: IncidentState, *, at: float, reason: str
+) -> Incident:
+    """`Incidents.set_state` inside a write transaction the caller holds."""
+    row = get_row(session, schema.IncidentRow, incident_id)
+    current = IncidentState(row.state)
+    if current == state:
+        return incident_of(row)
+    if current is IncidentState.RESOLVED:
+        raise PermanentError(f"incident {incident_id} is resolved and cannot become {state}")
+    row.state, row.updated_at = state.value, at
+    payload = {"from": current.value, "to": state.value, "reason": reason}
+    audit.append_in(session, kind="incident.state", subject=incident_id, payload=payload, at=at)
+    return incident_of(row)
+
+
+class Incidents:
+    """`store.incidents`: at most one open incident per fingerprint."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def open_or_join(
+        self,
+        fingerprint: Fingerprint,
+        *,
+        alert_name: str,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+        at: float,
+        onset_at: float | None = None,
+        target: Target | None = None,
+        incident_id: IncidentId | None = None,
+    ) -> tuple[Incident, bool]:
+        """Join the open incident with this fingerprint, or open one; `True` if joined.
+
+        A join counts the alert (`alert_count`) and keeps everything else. A new incident's
+        id is `incident_id`, or `<fingerprint>-<n>` for its fingerprint's n-th incident.
+        """
+        arrival = Arrival(fingerprint, alert_name, labels, annotations, onset_at, target)
+        with self._store.write() as session:
+            return open_or_join_in(session, arrival, at=at, incident_id=incident_id)
+
+    def open_or_join_many(
+        self, arrivals: Sequence[Arrival], *, at: float
+    ) -> list[tuple[Incident, bool]]:
+        """`open_or_join` for many alerts in one transaction, in order (an alert storm)."""
+        with self._store.write() as session:
+            return [open_or_join_in(session, arrival, at=at) for arrival in arrivals]
+
+    def set_state(
+        self, incident_id: IncidentId, state: IncidentState, *, at: float, reason: str = ""
+    ) -> Incident:
+        """Move an incident to `state`; setting the state it is in changes nothing.
+
+        A resolved incident stays resolved: a new alert opens a new incident.
+        """
+        with self._store.write() as session:
+            return set_state_in(session, incident_id, state, at=at, reason=reason)
+
+    def get(self, incident_id: IncidentId) -> Incident:
+        with self._store.read() as session:
+            return incident_of(get_row(session, schema.IncidentRow, incident_id))
+
+    def find(self, incident_id: str) -> Incident | None:
+        """The incident with this id, or None (for ids that come from outside)."""
+        with self._store.read() as session:
+            row = session.get(schema.IncidentRow, incident_id)
+            return None if row is None else incident_of(row)
+
+    def open_for(self, fingerprint: Fingerprint) -> Incident | None:
+        with self._store.read() as session:
+            row = session.scalar(_open_query(fingerprint))
+            return None if row is None else incident_of(row)
+
+    def list(
+        self,
+        *,
+        state: IncidentState | None = None,
+        states: Sequence[IncidentState] | None = None,
+        open_only: bool = False,
+        limit: int | None = None,
+    ) -> tuple[Incident, ...]:
+        """Incidents oldest first, optionally only those in `state(s)` or not yet resolved.
+
+        With `limit`, the newest `limit` of them (still oldest first).
+        """
+        query = select(schema.IncidentRow)
+        wanted = [state] if state is not None else list(states or [])
+        if wanted:
+            query = query.where(schema.IncidentRow.state.in_([s.value for s in wanted]))
+        if open_only:
+            query = query.where(schema.IncidentRow.state != IncidentState.RESOLVED.value)
+        if limit is not None:
+            newest = (schema.IncidentRow.opened_at.desc(), schema.IncidentRow.id.desc())
+            with self._store.read() as session:
+                rows = list(session.scalars(query.order_by(*newest).limit(limit)))
+            return tuple(incident_of(row) for row in reversed(rows))
+        order = (schema.IncidentRow.opened_at, schema.IncidentRow.id)
+        with self._store.read() as session:
+            return tuple(incident_of(row) for row in session.scalars(query.order_by(*order)))
+
+
+def _open_query(fingerprint: str) -> Select[schema.IncidentRow]:
+    return select(schema.IncidentRow).where(
+        schema.IncidentRow.fingerprint == fingerprint,
+        schema.IncidentRow.state != IncidentState.RESOLVED.value,
+    )
+
+
+def incident_of(row: schema.IncidentRow) -> Incident:
+    """The domain incident of a row."""
+    kind, namespace, name = row.target_kind, row.target_namespace, row.target_name
+    target = (
+        None if kind is None or namespace is None or name is None else Target(kind, namespace, name)
+    )
+    return Incident(
+        id=IncidentId(row.id),
+        fingerprint=Fingerprint(row.fingerprint),
+        alert_name=row.alert_name,
+        labels=row.labels,
+        annotations=row.annotations,
+        state=IncidentState(row.state),
+        opened_at=row.opened_at,
+        onset_at=row.onset_at,
+        target=target,
+        alert_count=row.alert_count,
+    )
