@@ -43,11 +43,13 @@ SURFACES = {
         "SourcedDocument",
         "durations",
         "format_duration",
+        "guarded_yaml",
         "load_model",
         "load_model_file",
         "load_yaml",
         "parse_duration",
         "sourced_yaml",
+        "text_files",
     ],
     "twin": [
         "Scenario",

@@ -109,7 +109,7 @@ def test_missing_or_empty_directory_exits_2(tmp_path: Path) -> None:
     result = selfheal("policy", "test", str(tmp_path / "nowhere"))
     assert (result.returncode, result.stderr) == (
         2,
-        f"error: {tmp_path / 'nowhere'}: not a directory\n",
+        f"error: {tmp_path / 'nowhere'}: no such directory: give the directory of .rego files\n",
     )
     result = selfheal("policy", "lint", str(tmp_path))
     assert (result.returncode, result.stderr) == (2, f"error: {tmp_path}: no .rego files here\n")

@@ -105,6 +105,33 @@ def test_missing_rule_file_is_refused(example: Path) -> None:
     assert "rulez.yaml" in result.stderr
 
 
+def test_a_rule_file_that_is_a_directory_is_refused_at_its_entry(example: Path) -> None:
+    """A directory named as a rule file is called a directory, at the config's `rules` entry."""
+    (example / "rules.yaml").unlink()
+    (example / "rules.yaml").mkdir()
+    result = run(example)
+    assert_refused(result, example, f"{example / 'selfheal.yaml'}:10:9 (rules[0]):")
+    assert "rule file rules.yaml is a directory, not a file" in result.stderr
+
+
+def test_a_rule_file_not_in_utf8_is_refused_at_its_first_bad_byte(example: Path) -> None:
+    """A rule file saved as Latin-1 names its own file:line:col, not a traceback."""
+    rules = example / "rules.yaml"
+    rules.write_bytes(rules.read_bytes().replace(b"alert: ", b"alert: Caf\xe9", 1))
+    result = run(example)
+    assert_refused(result, example, f"{rules}:")
+    assert "not UTF-8 (byte 0xe9)" in result.stderr
+
+
+def test_a_policy_file_over_the_limit_is_refused_unread(example: Path) -> None:
+    """A 50 MB .rego file is refused by its size before the engine sees it."""
+    policy = example / "policies" / "huge.rego"
+    with policy.open("wb") as handle:
+        handle.truncate(50 * 1024 * 1024)
+    result = run(example)
+    assert_refused(result, example, f"{policy}: the file is 52,428,800 bytes, over the 4 MiB")
+
+
 def test_invalid_promql_in_an_anomaly_watch_names_its_line_and_path(example: Path) -> None:
     """A watch query that does not parse is refused at its line, with the watch's key path."""
     edit(example / "selfheal.yaml", "sum by (namespace) (rate(http_requests_total", "sum by (rate(")

@@ -86,7 +86,10 @@ def run_policy_tests(
 
 def _require_rego_files(directory: Path) -> None:
     if not directory.is_dir():
-        raise ConfigError("not a directory", location=SourceLocation(str(directory)))
+        problem = "not a directory" if directory.exists() else "no such directory"
+        raise ConfigError(
+            f"{problem}: give the directory of .rego files", location=SourceLocation(str(directory))
+        )
     if next(directory.rglob("*.rego"), None) is None:
         raise ConfigError("no .rego files here", location=SourceLocation(str(directory)))
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from selfheal.decision import lint
 from selfheal.decision.guardrails import Guardrails, describe, load_guardrails
+from selfheal.formats import text_files
 from selfheal.runtime.controller import step_types
 from selfheal.runtime.settings import Settings
 from selfheal.workflows import load_runbooks
@@ -52,7 +53,7 @@ def render_all(settings: Settings) -> dict[str, str]:
     runbooks = load_runbooks(settings.path(settings.runbooks), step_types=step_types())
     policies = settings.path(settings.policies)
     sources = {
-        path: path.read_text(encoding="utf-8")
+        path: text_files.read_text(path, kind=text_files.REGO)
         for path in sorted(policies.rglob("*.rego"))
         if not path.name.endswith("_test.rego")
     }

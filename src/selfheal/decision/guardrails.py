@@ -40,7 +40,7 @@ import pydantic
 
 from selfheal.domain.errors import ConfigError
 from selfheal.domain.model import Plan, Target
-from selfheal.formats import durations, sourced_yaml
+from selfheal.formats import durations, sourced_yaml, text_files
 
 __all__ = [
     "Facts",
@@ -472,10 +472,7 @@ def describe(rails: Guardrails) -> list[str]:
 
 def load_guardrails(path: Path) -> Guardrails:
     """Read and validate a guardrails file; ConfigError naming file:line and key path."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read guardrails {path}: {exc.strerror}") from exc
+    text = text_files.read_text(path, kind=text_files.GUARDRAILS)
     document = sourced_yaml.load_yaml(text, source=str(path))
     if document.data is None:
         return Guardrails()

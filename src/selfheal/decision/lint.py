@@ -27,6 +27,7 @@ from selfheal.decision.engine import PolicyEngine
 from selfheal.decision.policy import DECISION_PACKAGE, TEST_SUFFIX, EngineFactory
 from selfheal.decision.regorus_engine import RegorusEngine
 from selfheal.domain.errors import ConfigError, SourceLocation
+from selfheal.formats import text_files
 
 __all__ = [
     "Finding",
@@ -138,11 +139,7 @@ def _read_sources(directory: Path) -> dict[str, str]:
         raise ConfigError("not a directory", location=SourceLocation(str(directory)))
     sources: dict[str, str] = {}
     for path in sorted(directory.rglob("*.rego")):
-        try:
-            sources[str(path)] = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.reason if isinstance(exc, UnicodeDecodeError) else exc.strerror
-            raise ConfigError(f"cannot read: {reason}", location=SourceLocation(str(path))) from exc
+        sources[str(path)] = text_files.read_text(path, kind=text_files.REGO)
     if not sources:
         raise ConfigError("no .rego files here", location=SourceLocation(str(directory)))
     return sources

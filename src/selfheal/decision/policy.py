@@ -25,7 +25,7 @@ from selfheal.decision.engine import PolicyEngine, PolicyError, RuleRef
 from selfheal.decision.regorus_engine import RegorusEngine
 from selfheal.domain import model
 from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation
-from selfheal.formats import sourced_yaml
+from selfheal.formats import sourced_yaml, text_files
 
 DECISION_PACKAGE = "selfheal.remediation"
 DECISION_QUERY = f"data.{DECISION_PACKAGE}"
@@ -107,11 +107,7 @@ class _RegoFile:
         return self.relative.endswith(TEST_SUFFIX)
 
     def text(self) -> str:
-        try:
-            return self.content.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            location = SourceLocation(str(self.path))
-            raise ConfigError(f"not UTF-8 text: {exc.reason}", location=location) from exc
+        return text_files.decode(self.content, source=str(self.path))
 
 
 def _read_directory(directory: Path) -> list[_RegoFile]:
@@ -119,11 +115,8 @@ def _read_directory(directory: Path) -> list[_RegoFile]:
         raise ConfigError("not a directory of .rego files", location=SourceLocation(str(directory)))
     files = []
     for path in sorted(directory.rglob("*.rego")):
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            location = SourceLocation(str(path))
-            raise ConfigError(f"cannot read file: {exc.strerror}", location=location) from exc
+        # Bytes, not text: the bundle hash is over what is on disk.
+        content = text_files.read_bytes(path, kind=text_files.REGO)
         files.append(_RegoFile(path.relative_to(directory).as_posix(), path, content))
     return sorted(files, key=lambda file: file.relative)
 

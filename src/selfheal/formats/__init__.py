@@ -1,10 +1,12 @@
 """File-format helpers every stage shares.
 
-YAML that remembers where each value came from, durations written the Prometheus way, and
-pydantic errors turned into `ConfigError`s that name file:line:col and the field path.
+One reader for every file a user writes (size limits, UTF-8, one-line errors), YAML that
+remembers where each value came from and refuses documents costly to load, durations written
+the Prometheus way, and pydantic errors turned into `ConfigError`s that name file:line:col
+and the field path.
 """
 
-from selfheal.formats import durations, sourced_yaml
+from selfheal.formats import durations, guarded_yaml, sourced_yaml, text_files
 from selfheal.formats.durations import format_duration, parse_duration
 from selfheal.formats.sourced_yaml import SourcedDocument, load_model, load_model_file, load_yaml
 
@@ -12,9 +14,11 @@ __all__ = [
     "SourcedDocument",
     "durations",
     "format_duration",
+    "guarded_yaml",
     "load_model",
     "load_model_file",
     "load_yaml",
     "parse_duration",
     "sourced_yaml",
+    "text_files",
 ]

@@ -18,6 +18,7 @@ import pydantic
 import yaml
 
 from selfheal.domain.errors import ConfigError, SourceLocation
+from selfheal.formats import guarded_yaml, text_files
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
@@ -68,11 +69,27 @@ def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
     return None
 
 
-def load_yaml(text: str, *, source: str) -> SourcedDocument:
-    """Parse one YAML document, raising ConfigError with file:line:col on a syntax error."""
+def load_yaml(
+    text: str,
+    *,
+    source: str,
+    loader: type[guarded_yaml.GuardedLoader] = guarded_yaml.GuardedLoader,
+) -> SourcedDocument:
+    """Parse one YAML document, raising ConfigError with file:line:col on a syntax error.
+
+    One pass composes the node tree (for positions) and builds the data from it. The
+    loader's limits (`guarded_yaml`) refuse documents that are costly to load (deep
+    nesting, aliases that multiply the values, endless numbers) before any data is built.
+    """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        parser = loader(text)
+    except yaml.reader.ReaderError as exc:  # raised on the whole text, before parsing
+        raise _unprintable(exc, text=text, source=source) from exc
+    try:
+        root = parser.get_single_node()
+        if root is not None and parser.aliases:
+            guarded_yaml.refuse_alias_bombs(root)
+        data = None if root is None else parser.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         location = SourceLocation(
@@ -83,7 +100,20 @@ def load_yaml(text: str, *, source: str) -> SourcedDocument:
         raise ConfigError(f"invalid YAML: {exc.problem}", location=location) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", location=SourceLocation(source)) from exc
+    finally:
+        parser.dispose()
     return SourcedDocument(source=source, data=data, root=root)
+
+
+def _unprintable(error: yaml.reader.ReaderError, *, text: str, source: str) -> ConfigError:
+    """A character YAML forbids (a NUL, a control character), at its line and column."""
+    position: int = error.position
+    line = text.count("\n", 0, position) + 1
+    column = position - text.rfind("\n", 0, position)
+    return ConfigError(
+        f"invalid YAML: character U+{error.character:04X} is not allowed in YAML text",
+        location=SourceLocation(source, line, column),
+    )
 
 
 def load_model(model: type[ModelT], document: SourcedDocument) -> ModelT:
@@ -114,13 +144,9 @@ def load_model(model: type[ModelT], document: SourcedDocument) -> ModelT:
         raise ConfigError(message, location=document.locate(path)) from exc
 
 
-def load_model_file(model: type[ModelT], path: Path) -> ModelT:
-    """Read a YAML file and validate it, with errors naming the file and position."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        location = SourceLocation(str(path))
-        raise ConfigError(f"cannot read file: {exc.strerror}", location=location) from exc
+def load_model_file(model: type[ModelT], path: Path, *, kind: text_files.FileKind) -> ModelT:
+    """Read a YAML file of `kind` and validate it; errors name the file and position."""
+    text = text_files.read_text(path, kind=kind)
     return load_model(model, load_yaml(text, source=str(path)))
 
 

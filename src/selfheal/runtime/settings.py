@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 import pydantic
 
 from selfheal.detection import registry
-from selfheal.domain.errors import ConfigError
-from selfheal.formats import durations, sourced_yaml
+from selfheal.domain.errors import ConfigError, SourceLocation
+from selfheal.formats import durations, sourced_yaml, text_files
 from selfheal.telemetry import promql
 
 Duration = Annotated[float, pydantic.BeforeValidator(durations.parse_duration)]
@@ -239,10 +239,7 @@ class Settings(_Strict):
 
 def load_settings(path: Path) -> Settings:
     """Read and validate a config file; raise ConfigError naming file:line and key path."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    text = text_files.read_text(path, kind=text_files.CONFIG)
     document = sourced_yaml.load_yaml(text, source=str(path))
     if isinstance(document.data, dict) and "base_dir" in document.data:
         raise ConfigError(
@@ -251,23 +248,34 @@ def load_settings(path: Path) -> Settings:
     settings = sourced_yaml.load_model(Settings, document)
     settings = settings.model_copy(update={"base_dir": path.parent.resolve()})
     for index, rule_file in enumerate(settings.rules):
-        if not settings.path(rule_file).is_file():
-            raise ConfigError(
-                f"rule file {rule_file} does not exist", location=document.locate(["rules", index])
-            )
+        _require(
+            settings.path(rule_file),
+            what=f"rule file {rule_file}",
+            at=document.locate(["rules", index]),
+        )
     for key in ("policies", "runbooks"):
-        if not settings.path(getattr(settings, key)).is_dir():
-            raise ConfigError(
-                f"{key} directory {getattr(settings, key)} does not exist",
-                location=document.locate([key]),
-            )
-    if settings.guardrails is not None and not settings.path(settings.guardrails).is_file():
-        raise ConfigError(
-            f"guardrails file {settings.guardrails} does not exist",
-            location=document.locate(["guardrails"]),
+        value = getattr(settings, key)
+        where = document.locate([key])
+        _require(settings.path(value), what=f"{key} directory {value}", at=where, is_dir=True)
+    if settings.guardrails is not None:
+        where = document.locate(["guardrails"])
+        _require(
+            settings.path(settings.guardrails),
+            what=f"guardrails file {settings.guardrails}",
+            at=where,
         )
-    if settings.cluster.kubeconfig and not settings.path(settings.cluster.kubeconfig).is_file():
-        raise ConfigError(
-            "kubeconfig does not exist", location=document.locate(["cluster", "kubeconfig"])
-        )
+    if settings.cluster.kubeconfig:
+        where = document.locate(["cluster", "kubeconfig"])
+        _require(settings.path(settings.cluster.kubeconfig), what="kubeconfig", at=where)
     return settings
+
+
+def _require(path: Path, *, what: str, at: SourceLocation, is_dir: bool = False) -> None:
+    """Refuse, at the config's key, a path that is missing or of the wrong kind."""
+    if is_dir and not path.is_dir():
+        problem = "is not a directory" if path.exists() else "does not exist"
+    elif not is_dir and not path.is_file():
+        problem = "is a directory, not a file" if path.is_dir() else "does not exist"
+    else:
+        return
+    raise ConfigError(f"{what} {problem}", location=at)

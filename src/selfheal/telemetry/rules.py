@@ -22,7 +22,7 @@ import pydantic
 
 from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation
 from selfheal.domain.model import Alert, AlertState
-from selfheal.formats import durations, sourced_yaml
+from selfheal.formats import durations, sourced_yaml, text_files
 from selfheal.telemetry import promql, sources, templates
 
 Duration = Annotated[float, pydantic.BeforeValidator(durations.parse_duration)]
@@ -109,12 +109,7 @@ class RuleGroup:
 
 def load_rule_file(path: Path) -> list[RuleGroup]:
     """Load every group in a rule file (plain or PrometheusRule); refuse it whole if bad."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read rule file: {exc.strerror}", location=SourceLocation(str(path))
-        ) from exc
+    text = text_files.read_text(path, kind=text_files.RULES)
     document = sourced_yaml.load_yaml(text, source=str(path))
     prefix: list[str | int] = []
     if isinstance(document.data, dict) and document.data.get("kind") == "PrometheusRule":

@@ -45,7 +45,7 @@ import yaml
 
 from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation
 from selfheal.domain.model import Alert, AlertState
-from selfheal.formats import sourced_yaml
+from selfheal.formats import guarded_yaml, sourced_yaml, text_files
 from selfheal.telemetry import promql, rules, series_notation
 from selfheal.telemetry.tsdb import METRIC_NAME, TSDB, Labels, quote
 
@@ -61,8 +61,8 @@ Pairs = tuple[tuple[str, str], ...]
 _GO_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading scalars as Go's yaml.v2 does.
+class _Loader(guarded_yaml.GuardedLoader):
+    """PyYAML's safe loader (with our limits), reading scalars as Go's yaml.v2 does.
 
     Numbers remember the text they were written as, because yaml.v2 fills a string field
     with that text: `value: 2.5e+06` in `exp_annotations` is the string "2.5e+06", not
@@ -102,22 +102,12 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
 
 
 def _load_document(text: str, *, source: str) -> sourced_yaml.SourcedDocument:
-    loader = _Loader(text)
-    try:
-        # One pass keeps the node tree (for positions) and builds the data from it.
-        root = loader.get_single_node()
-        data = None if root is None else loader.construct_document(root)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = SourceLocation(source, mark.line + 1, mark.column + 1) if mark else None
-        raise ConfigError(f"invalid YAML: {exc.problem}", location=where) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", location=SourceLocation(source)) from exc
-    finally:
-        loader.dispose()
-    if root is not None:
-        _refuse_duplicate_keys(root, source=source)
-    return sourced_yaml.SourcedDocument(source=source, data={} if data is None else data, root=root)
+    document = sourced_yaml.load_yaml(text, source=source, loader=_Loader)
+    if document.root is not None:
+        _refuse_duplicate_keys(document.root, source=source)
+    if document.data is None:
+        return sourced_yaml.SourcedDocument(source=source, data={}, root=document.root)
+    return document
 
 
 def _refuse_duplicate_keys(node: yaml.Node, *, source: str) -> None:
@@ -315,12 +305,7 @@ def run_file(path: str | Path) -> FileResult:
 
 
 def _read(path: Path) -> tuple[RuleTestFile, sourced_yaml.SourcedDocument]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read test file: {exc.strerror}", location=SourceLocation(str(path))
-        ) from exc
+    text = text_files.read_text(path, kind=text_files.RULE_TESTS)
     document = _load_document(text, source=str(path))
     return sourced_yaml.load_model(RuleTestFile, document), document
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 
 from selfheal.domain.errors import ConfigError, SourceLocation
-from selfheal.formats import durations, sourced_yaml
+from selfheal.formats import durations, sourced_yaml, text_files
 from selfheal.twin import faults, quantity
 
 Duration = Annotated[float, pydantic.BeforeValidator(durations.parse_duration)]
@@ -233,7 +233,7 @@ def load(name_or_path: str) -> Scenario:
     """Load a shipped scenario by name, or a scenario file by path."""
     candidate = Path(name_or_path)
     if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
-        return sourced_yaml.load_model_file(Scenario, candidate)
+        return sourced_yaml.load_model_file(Scenario, candidate, kind=text_files.SCENARIO)
     if name_or_path not in builtin_names():
         known = ", ".join(builtin_names())
         raise ConfigError(

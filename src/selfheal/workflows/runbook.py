@@ -19,7 +19,7 @@ import pydantic
 
 from selfheal.domain.actions import StepType
 from selfheal.domain.errors import ConfigError
-from selfheal.formats import durations, sourced_yaml
+from selfheal.formats import durations, sourced_yaml, text_files
 from selfheal.workflows import templating
 
 Duration = Annotated[float, pydantic.BeforeValidator(durations.parse_duration)]
@@ -109,10 +109,7 @@ class Runbook(_Strict):
 
 def load_runbook(path: Path, *, step_types: Mapping[str, StepType]) -> Runbook:
     """Read and validate one runbook file; raise ConfigError naming file:line:col."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read runbook: {exc.strerror}") from exc
+    text = text_files.read_text(path, kind=text_files.RUNBOOK)
     document = sourced_yaml.load_yaml(text, source=str(path))
     runbook = sourced_yaml.load_model(Runbook, document)
     _check(runbook, document, step_types)
