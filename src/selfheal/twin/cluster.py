@@ -1,4 +1,4 @@
-"""The cluster's objects and the controllers that reconcile them, as Kubernetes does.
+"""The cluster and the controllers that reconcile its objects, as Kubernetes does.
 
 The Deployment manifest (a plain dict, as a user would write it) is the source of truth for
 what should run. Each tick the controllers move the cluster towards it:
@@ -9,7 +9,11 @@ what should run. Each tick the controllers move the cluster towards it:
 - the ReplicaSet controller creates and deletes pods to match each ReplicaSet's replicas;
 - the scheduler binds pending pods to ready, schedulable nodes with room for their CPU
   request;
-- the kubelet starts containers and marks them ready after the service's start-up delay.
+- the kubelet starts containers and marks them ready after the service's start-up delay,
+  and keeps their logs (container_logs.py).
+
+The objects themselves are records in cluster_objects.py. Each Deployment has a Service of
+its name in front of it (networking.py).
 
 Nothing here knows about traffic or latency (see performance.py), nor about HTTP (see
 kube/). Times are scenario seconds since the start; `epoch` turns them into timestamps.
@@ -18,153 +22,38 @@ kube/). Times are scenario seconds since the start; `epoch` turns them into time
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import random
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
-from selfheal.twin import quantity
+from selfheal.twin import container_logs, networking
+from selfheal.twin.cluster_objects import (
+    NAME_ALPHABET,
+    REVISION_ANNOTATION,
+    REVISION_HISTORY_ANNOTATION,
+    Deployment,
+    Event,
+    Node,
+    Pod,
+    ReplicaSet,
+    container_resources,
+    type_name,
+)
 
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-# Pod names use the same alphabet as Kubernetes' generated suffixes (no vowels, no look-alikes).
-_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+# Annotations the deployment controller does not copy from a Deployment to its ReplicaSets
+# (Kubernetes' annotationsToSkip); the rest, such as `kubernetes.io/change-cause`, it does.
+_NOT_COPIED = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION_ANNOTATION,
+        REVISION_HISTORY_ANNOTATION,
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    }
+)
 _MAX_EVENTS = 1000
-
-
-@dataclass
-class Node:
-    """A node: finite CPU, ready or lost, schedulable or cordoned."""
-
-    name: str
-    uid: str
-    cpu: float
-    zone: str
-    created_at: float
-    ready: bool = True
-    unschedulable: bool = False
-    lost_at: float | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Pod:
-    """A pod and its one container (named after the service)."""
-
-    name: str
-    uid: str
-    namespace: str
-    service: str
-    replicaset: str
-    template_hash: str
-    labels: dict[str, str]
-    image: str
-    cpu_request: float
-    cpu_limit: float
-    startup_delay: float
-    created_at: float
-    node: str | None = None
-    scheduled_at: float | None = None
-    started_at: float | None = None
-    ready_since: float | None = None
-    restarts: int = 0
-    phase: str = "Pending"
-    annotations: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ready(self) -> bool:
-        return self.ready_since is not None
-
-
-@dataclass
-class ReplicaSet:
-    """One revision of a deployment's pod template and how many pods it should run."""
-
-    name: str
-    uid: str
-    namespace: str
-    deployment: str
-    template_hash: str
-    template: dict[str, Any]
-    revision: int
-    created_at: float
-    replicas: int = 0
-
-
-@dataclass
-class Deployment:
-    """A Deployment: its manifest (metadata and spec as written) plus bookkeeping."""
-
-    manifest: dict[str, Any]
-    uid: str
-    created_at: float
-    generation: int = 1
-    _template_hash: str | None = None
-
-    @property
-    def template_hash(self) -> str:
-        # Hashing the template every tick is costly; it changes only with the manifest.
-        if self._template_hash is None:
-            self._template_hash = template_hash(self.template)
-        return self._template_hash
-
-    @property
-    def name(self) -> str:
-        return str(self.manifest["metadata"]["name"])
-
-    @property
-    def replicas(self) -> int:
-        return int(self.manifest["spec"].get("replicas", 1))
-
-    @property
-    def template(self) -> dict[str, Any]:
-        template: dict[str, Any] = self.manifest["spec"]["template"]
-        return template
-
-
-@dataclass
-class Event:
-    """A Kubernetes event; repeats of the same event raise its count."""
-
-    uid: str
-    namespace: str
-    kind: str
-    object_name: str
-    object_uid: str
-    reason: str
-    message: str
-    type: str
-    first_seen: float
-    last_seen: float
-    count: int = 1
-
-
-def type_name(subject: object) -> str:
-    """The Kubernetes kind of one of the cluster's objects (its class name)."""
-    return type(subject).__name__
-
-
-def template_hash(template: dict[str, Any]) -> str:
-    """A stable short hash of a pod template, like Kubernetes' `pod-template-hash`."""
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
-    number = int.from_bytes(digest[:8], "big")
-    chars = []
-    for _ in range(10):
-        number, index = divmod(number, len(_NAME_ALPHABET))
-        chars.append(_NAME_ALPHABET[index])
-    return "".join(chars)
-
-
-def container_resources(template: dict[str, Any]) -> tuple[float, float]:
-    """(CPU request, CPU limit) in cores of a template's first container."""
-    container = template["spec"]["containers"][0]
-    resources = container.get("resources") or {}
-    limit = quantity.parse_cpu((resources.get("limits") or {}).get("cpu", "1"))
-    request = quantity.parse_cpu((resources.get("requests") or {}).get("cpu", limit))
-    return request, limit
 
 
 class Cluster:
@@ -179,6 +68,8 @@ class Cluster:
         self.replicasets: dict[str, ReplicaSet] = {}
         self.pods: dict[str, Pod] = {}
         self.events: deque[Event] = deque(maxlen=_MAX_EVENTS)
+        self.services: dict[str, networking.Service] = {}
+        self.logs = container_logs.ContainerLogs()
         self.startup_delays: dict[str, float] = {}
         self._rng = random.Random(seed)
         self.namespace_uid = self.new_uid()
@@ -188,7 +79,7 @@ class Cluster:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     def _suffix(self, length: int = 5) -> str:
-        return "".join(self._rng.choice(_NAME_ALPHABET) for _ in range(length))
+        return "".join(self._rng.choice(NAME_ALPHABET) for _ in range(length))
 
     # ---- set-up -----------------------------------------------------------------------
     def add_node(self, *, name: str, cpu: float, zone: str, now: float) -> None:
@@ -230,6 +121,15 @@ class Cluster:
         }
         self.startup_delays[name] = startup_delay
         self.deployments[name] = Deployment(manifest, self.new_uid(), now)
+        self.services[name] = networking.for_deployment(
+            name=name,
+            namespace=self.namespace,
+            namespace_uid=self.namespace_uid,
+            selector=labels,
+            template=template,
+            created_at=now,
+            taken=(service.cluster_ip for service in self.services.values()),
+        )
 
     # ---- changes requested through the API or by faults -------------------------------
     def update_deployment(self, name: str, manifest: dict[str, Any], *, now: float) -> None:
@@ -252,6 +152,7 @@ class Cluster:
 
     def delete_pod(self, name: str, *, now: float) -> Pod:
         pod = self.pods.pop(name)
+        self.logs.forget(pod.uid)
         self.note(
             pod,
             now=now,
@@ -266,6 +167,7 @@ class Cluster:
         pod.restarts += 1
         pod.ready_since = None
         pod.started_at = now
+        self.logs.crashed(pod, at=now)
         self.note(
             pod,
             now=now,
@@ -374,7 +276,13 @@ class Cluster:
             self.replicasets[new_rs.name] = new_rs
         elif new_rs.revision != newest:
             # Rolling back to an older template makes its ReplicaSet the newest revision.
+            new_rs.revision_history.append(new_rs.revision)
             new_rs.revision = newest + 1
+        new_rs.annotations = {
+            key: str(value)
+            for key, value in (deployment.manifest["metadata"].get("annotations") or {}).items()
+            if key not in _NOT_COPIED
+        }
         desired = deployment.replicas
         self._scale_replicaset(new_rs, desired, deployment=deployment, now=now)
         new_ready = sum(1 for pod in self.pods_of_replicaset(new_rs.name) if pod.ready)
@@ -421,6 +329,7 @@ class Cluster:
             pods.sort(key=lambda pod: (pod.node is not None, pod.ready, -pod.created_at))
             for pod in pods[:-missing]:
                 del self.pods[pod.name]
+                self.logs.forget(pod.uid)
                 self.note(
                     replicaset,
                     now=now,
@@ -505,6 +414,7 @@ class Cluster:
             if pod.started_at is None:
                 pod.started_at = now
                 pod.phase = "Running"
+                self.logs.started(pod, at=now)
                 self.note(
                     pod,
                     now=now,
@@ -513,6 +423,7 @@ class Cluster:
                 )
             if pod.ready_since is None and now >= pod.started_at + pod.startup_delay - 1e-9:
                 pod.ready_since = now
+                self.logs.ready(pod, at=now)
 
     def _evict_from_lost_nodes(self, *, now: float, timeout: float) -> None:
         for node in self.nodes.values():
@@ -520,6 +431,7 @@ class Cluster:
                 continue
             for pod in [pod for pod in self.pods.values() if pod.node == node.name]:
                 del self.pods[pod.name]
+                self.logs.forget(pod.uid)
                 self.note(
                     pod,
                     now=now,

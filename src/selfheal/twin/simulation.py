@@ -9,7 +9,8 @@ given scenario times. Each tick:
 3. traffic enters at the entry service and fans out along the call graph;
 4. CPU is shared on each node and each ready pod serves, queues, throttles or drops
    (performance.py), callees before callers so a caller's latency includes its calls;
-5. counters accumulate for /metrics and the run's report.
+5. counters accumulate for /metrics and the run's report;
+6. every ten scenario seconds, each pod logs what it served (container_logs.py).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from selfheal.twin import container_logs, performance, quantity
 from selfheal.twin import faults as faults_module
-from selfheal.twin import performance, quantity
-from selfheal.twin.cluster import Cluster, Pod
+from selfheal.twin.cluster import Cluster
+from selfheal.twin.cluster_objects import Pod
 from selfheal.twin.scenario import Scenario, ServiceSpec
 
 LATENCY_BUCKETS = (
@@ -142,6 +144,7 @@ class Simulation:
         self.timeline: deque[TimelinePoint] = deque(maxlen=10_000)
         self._timeline_every = timeline_every
         self._next_sample = timeline_every
+        self._next_log_summary = container_logs.SUMMARY_EVERY_S
         for fault in scenario.faults:
             heapq.heappush(self._pending, (fault.at, next(self._sequence), fault))
         for node in scenario.nodes:
@@ -252,6 +255,9 @@ class Simulation:
             now=self.elapsed, eviction_timeout=self.scenario.pod_eviction_timeout
         )
         self._serve_traffic()
+        if self.elapsed >= self._next_log_summary - 1e-9:
+            self._next_log_summary += container_logs.SUMMARY_EVERY_S
+            self._log_requests()
         if self.elapsed >= self._next_sample - 1e-9:
             self._sample()
 
@@ -464,6 +470,26 @@ class Simulation:
                 counts[index] += dropped
         state.duration_count += served + dropped
         state.duration_sum += served * latency + dropped * performance.CLIENT_TIMEOUT_S
+
+    def _log_requests(self) -> None:
+        """Each pod's request summary (and its warnings and errors) into its log."""
+        failing: dict[str, str | None] = {}
+        for name, spec in self.scenario.services.items():
+            callees = [call.service for call in spec.calls]
+            worst = max(
+                callees, key=lambda callee: self.service_ticks[callee].error_ratio, default=None
+            )
+            failing[name] = worst if worst and self.service_ticks[worst].error_ratio > 0 else None
+        for pod in self.cluster.pods.values():
+            state = self.telemetry.get(pod.uid)
+            if state is not None and pod.started_at is not None:
+                self.cluster.logs.summarize(
+                    pod,
+                    at=self.elapsed,
+                    counters=state,
+                    latency_target=self.scenario.slo.p95_latency,
+                    failing_upstream=failing[pod.service],
+                )
 
     def _sample(self) -> None:
         self._next_sample += self._timeline_every

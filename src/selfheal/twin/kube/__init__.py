@@ -1,1 +1,1 @@
-"""The Kubernetes API subset of the twin: objects, tables, discovery, validation, routes."""
+"""The Kubernetes API subset of the twin: routes, resources, objects, tables, logs."""

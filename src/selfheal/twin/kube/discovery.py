@@ -1,7 +1,8 @@
 """API discovery documents: which groups, versions and resources the twin serves.
 
 kubectl asks for aggregated discovery first; answering with the legacy documents (plain
-`application/json`) makes it fall back to them, which every client supports.
+`application/json`) makes it fall back to them, which every client supports. Resources in
+the `all` category are what `kubectl get all` lists.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ class Resource:
     namespaced: bool = dataclasses.field(kw_only=True)
     verbs: tuple[str, ...] = dataclasses.field(kw_only=True)
     short_names: tuple[str, ...] = dataclasses.field(default=(), kw_only=True)
+    categories: tuple[str, ...] = dataclasses.field(default=(), kw_only=True)
     singular: str = dataclasses.field(default="", kw_only=True)
     group: str = dataclasses.field(default="", kw_only=True)
     version: str = dataclasses.field(default="v1", kw_only=True)
 
 
 _READ = ("get", "list", "watch")
+_ALL = ("all",)
 CORE = (
     Resource(
         "pods",
@@ -45,6 +48,7 @@ CORE = (
         namespaced=True,
         verbs=(*_READ, "delete", "patch", "update"),
         short_names=("po",),
+        categories=_ALL,
         singular="pod",
     ),
     Resource(
@@ -66,6 +70,23 @@ CORE = (
         short_names=("ns",),
         singular="namespace",
     ),
+    Resource(
+        "services",
+        "Service",
+        namespaced=True,
+        verbs=_READ,
+        short_names=("svc",),
+        categories=_ALL,
+        singular="service",
+    ),
+    Resource(
+        "endpoints",
+        "Endpoints",
+        namespaced=True,
+        verbs=_READ,
+        short_names=("ep",),
+        singular="endpoints",
+    ),
 )
 APPS = (
     Resource(
@@ -74,6 +95,7 @@ APPS = (
         namespaced=True,
         verbs=(*_READ, "patch", "update"),
         short_names=("deploy",),
+        categories=_ALL,
         singular="deployment",
         group="apps",
     ),
@@ -83,11 +105,34 @@ APPS = (
         namespaced=True,
         verbs=_READ,
         short_names=("rs",),
+        categories=_ALL,
         singular="replicaset",
         group="apps",
     ),
 )
+DISCOVERY = (
+    Resource(
+        "endpointslices",
+        "EndpointSlice",
+        namespaced=True,
+        verbs=_READ,
+        singular="endpointslice",
+        group="discovery.k8s.io",
+    ),
+)
+# The named API groups, in the order `/apis` lists them.
+GROUPS = {"apps": APPS, "discovery.k8s.io": DISCOVERY}
 SUBRESOURCES = (
+    (
+        "",
+        {
+            "name": "pods/log",
+            "singularName": "",
+            "namespaced": True,
+            "kind": "Pod",
+            "verbs": ["get"],
+        },
+    ),
     (
         "apps",
         {
@@ -123,6 +168,8 @@ def _resource_entry(resource: Resource) -> dict[str, Any]:
     }
     if resource.short_names:
         entry["shortNames"] = list(resource.short_names)
+    if resource.categories:
+        entry["categories"] = list(resource.categories)
     return entry
 
 
@@ -134,12 +181,16 @@ def core_versions() -> dict[str, Any]:
     }
 
 
+def _group(name: str) -> dict[str, Any]:
+    version = {"groupVersion": f"{name}/v1", "version": "v1"}
+    return {"name": name, "versions": [version], "preferredVersion": version}
+
+
 def group_list() -> dict[str, Any]:
-    version = {"groupVersion": "apps/v1", "version": "v1"}
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [{"name": "apps", "versions": [version], "preferredVersion": version}],
+        "groups": [_group(name) for name in GROUPS],
     }
 
 
@@ -147,27 +198,29 @@ def core_resources() -> dict[str, Any]:
     return {
         "kind": "APIResourceList",
         "groupVersion": "v1",
-        "resources": [_resource_entry(resource) for resource in CORE],
+        "resources": [
+            *(_resource_entry(resource) for resource in CORE),
+            *(entry for owner, entry in SUBRESOURCES if owner == ""),
+        ],
     }
 
 
-def apps_resources() -> dict[str, Any]:
-    entries = [_resource_entry(resource) for resource in APPS]
-    entries += [entry for group, entry in SUBRESOURCES if group == "apps"]
+def group_resources(name: str) -> dict[str, Any] | None:
+    """`/apis/NAME/v1`: the group's resources and subresources; None for an unknown group."""
+    if name not in GROUPS:
+        return None
+    entries = [_resource_entry(resource) for resource in GROUPS[name]]
+    entries += [entry for owner, entry in SUBRESOURCES if owner == name]
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
-        "groupVersion": "apps/v1",
+        "groupVersion": f"{name}/v1",
         "resources": entries,
     }
 
 
-def apps_group() -> dict[str, Any]:
-    version = {"groupVersion": "apps/v1", "version": "v1"}
-    return {
-        "kind": "APIGroup",
-        "apiVersion": "v1",
-        "name": "apps",
-        "versions": [version],
-        "preferredVersion": version,
-    }
+def group(name: str) -> dict[str, Any] | None:
+    """`/apis/NAME`: the group's versions; None for an unknown group."""
+    if name not in GROUPS:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(name)}

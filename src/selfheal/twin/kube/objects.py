@@ -11,9 +11,9 @@ import copy
 import datetime
 from typing import Any
 
-from selfheal.twin import cluster as cluster_module
-from selfheal.twin import quantity
-from selfheal.twin.cluster import Cluster, Deployment, Event, Node, Pod, ReplicaSet
+from selfheal.twin import cluster_objects, quantity
+from selfheal.twin.cluster import Cluster
+from selfheal.twin.cluster_objects import Deployment, Event, Node, Pod, ReplicaSet
 
 JsonObject = dict[str, Any]
 KUBELET_VERSION = "v1.31.0-selfheal-twin"
@@ -54,7 +54,7 @@ def deployment(cluster: Cluster, item: Deployment) -> JsonObject:
     )
     annotations = metadata.setdefault("annotations", {})
     if newest is not None:
-        annotations[cluster_module.REVISION_ANNOTATION] = str(newest.revision)
+        annotations[cluster_objects.REVISION_ANNOTATION] = str(newest.revision)
     available = ready >= desired
     body["apiVersion"] = "apps/v1"
     body["kind"] = "Deployment"
@@ -119,10 +119,7 @@ def replicaset(cluster: Cluster, item: ReplicaSet) -> JsonObject:
             "creationTimestamp": timestamp(cluster, item.created_at),
             "generation": 1,
             "labels": labels,
-            "annotations": {
-                cluster_module.REVISION_ANNOTATION: str(item.revision),
-                "deployment.kubernetes.io/desired-replicas": str(owner.replicas if owner else 0),
-            },
+            "annotations": _replicaset_annotations(item, desired=owner.replicas if owner else 0),
             "ownerReferences": [
                 _owner("Deployment", "apps/v1", item.deployment, owner.uid if owner else "")
             ],
@@ -134,6 +131,18 @@ def replicaset(cluster: Cluster, item: ReplicaSet) -> JsonObject:
         },
         "status": {key: value for key, value in status.items() if value != 0 or key == "replicas"},
     }
+
+
+def _replicaset_annotations(item: ReplicaSet, *, desired: int) -> dict[str, str]:
+    """The Deployment's annotations it copied, and the deployment controller's own."""
+    annotations = dict(item.annotations)
+    annotations[cluster_objects.REVISION_ANNOTATION] = str(item.revision)
+    annotations["deployment.kubernetes.io/desired-replicas"] = str(desired)
+    if item.revision_history:
+        annotations[cluster_objects.REVISION_HISTORY_ANNOTATION] = ",".join(
+            str(revision) for revision in item.revision_history
+        )
+    return annotations
 
 
 def pod(cluster: Cluster, item: Pod) -> JsonObject:
@@ -175,7 +184,7 @@ def pod(cluster: Cluster, item: Pod) -> JsonObject:
             },
         ]
         status["hostIP"] = _node_ip(cluster, item.node)
-        status["podIP"] = _pod_ip(cluster, item)
+        status["podIP"] = pod_ip(cluster, item)
     if item.started_at is not None:
         status["startTime"] = timestamp(cluster, item.started_at)
         status["containerStatuses"] = [
@@ -221,7 +230,8 @@ def _node_ip(cluster: Cluster, name: str) -> str:
     return f"10.0.0.{sorted(cluster.nodes).index(name) + 10}"
 
 
-def _pod_ip(cluster: Cluster, item: Pod) -> str:
+def pod_ip(cluster: Cluster, item: Pod) -> str:
+    """The pod's address in its node's pod CIDR (stable for the pod's life)."""
     index = int(item.uid.replace("-", "")[:4], 16) % 250 + 2
     node_index = sorted(cluster.nodes).index(item.node or "") + 1
     return f"10.244.{node_index}.{index}"

@@ -59,7 +59,30 @@ _COLUMNS: dict[str, list[Column]] = {
         ("Status", "string", 0, "Phase"),
         ("Age", "string", 0, "Time since creation"),
     ],
+    "Service": [
+        ("Name", "string", 0, "Name"),
+        ("Type", "string", 0, "Service type"),
+        ("Cluster-IP", "string", 0, "Virtual IP in the cluster"),
+        ("External-IP", "string", 0, "Address outside the cluster"),
+        ("Port(s)", "string", 0, "Ports the service listens on"),
+        ("Age", "string", 0, "Time since creation"),
+        ("Selector", "string", 1, "Pods the service sends traffic to"),
+    ],
+    "Endpoints": [
+        ("Name", "string", 0, "Name"),
+        ("Endpoints", "string", 0, "Ready pod addresses"),
+        ("Age", "string", 0, "Time since creation"),
+    ],
+    "EndpointSlice": [
+        ("Name", "string", 0, "Name"),
+        ("AddressType", "string", 0, "Address family"),
+        ("Ports", "string", 0, "Ports of the endpoints"),
+        ("Endpoints", "string", 0, "Pod addresses"),
+        ("Age", "string", 0, "Time since creation"),
+    ],
 }
+# kubectl shows this many endpoints, then how many more there are.
+_ENDPOINTS_SHOWN = 3
 
 
 def human_age(seconds: float) -> str:
@@ -166,6 +189,50 @@ def _namespace_cells(obj: JsonObject, now: float) -> list[Any]:
     return [obj["metadata"]["name"], obj["status"]["phase"], _age(obj, now)]
 
 
+def _service_cells(obj: JsonObject, now: float) -> list[Any]:
+    spec = obj["spec"]
+    ports = ",".join(f"{port['port']}/{port.get('protocol', 'TCP')}" for port in spec["ports"])
+    selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    return [
+        obj["metadata"]["name"],
+        spec["type"],
+        spec.get("clusterIP", "<none>"),
+        "<none>",
+        ports or "<none>",
+        _age(obj, now),
+        selector or "<none>",
+    ]
+
+
+def _endpoints_cells(obj: JsonObject, now: float) -> list[Any]:
+    addresses = [
+        f"{address['ip']}:{port['port']}"
+        for subset in obj.get("subsets", [])
+        for port in subset.get("ports", [])
+        for address in subset.get("addresses", [])
+    ]
+    return [obj["metadata"]["name"], _first_few(addresses), _age(obj, now)]
+
+
+def _endpoint_slice_cells(obj: JsonObject, now: float) -> list[Any]:
+    ports = ",".join(str(port["port"]) for port in obj.get("ports") or [])
+    addresses = [address for endpoint in obj["endpoints"] for address in endpoint["addresses"]]
+    return [
+        obj["metadata"]["name"],
+        obj["addressType"],
+        ports or "<unset>",
+        _first_few(addresses),
+        _age(obj, now),
+    ]
+
+
+def _first_few(addresses: list[str]) -> str:
+    shown = ",".join(addresses[:_ENDPOINTS_SHOWN])
+    if len(addresses) > _ENDPOINTS_SHOWN:
+        shown += f" + {len(addresses) - _ENDPOINTS_SHOWN} more..."
+    return shown or "<none>"
+
+
 _CELLS: dict[str, Callable[[JsonObject, float], list[Any]]] = {
     "Deployment": _deployment_cells,
     "ReplicaSet": _replicaset_cells,
@@ -173,6 +240,9 @@ _CELLS: dict[str, Callable[[JsonObject, float], list[Any]]] = {
     "Node": _node_cells,
     "Event": _event_cells,
     "Namespace": _namespace_cells,
+    "Service": _service_cells,
+    "Endpoints": _endpoints_cells,
+    "EndpointSlice": _endpoint_slice_cells,
 }
 
 
