@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 
+from selfheal.domain.model import (
+    Decision,
+    Fingerprint,
+    IncidentState,
+    Outcome,
+    Plan,
+    Target,
+    WorkflowId,
+)
 from selfheal.domain.time import ScaledClock
+from selfheal.store import ActionStatus, RunStatus, open_store
 from selfheal.twin import scenario, server
 
 # Scenario seconds per real second in API tests: start-up delays of 10-12 scenario seconds
@@ -98,7 +108,9 @@ def kubectl_json(
     return result
 
 
-def selfheal(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def selfheal(
+    *args: str, timeout: float = 120.0, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `selfheal ARGS` as a user would, in a subprocess, capturing its output."""
     return subprocess.run(
         [sys.executable, "-m", "selfheal", *args],
@@ -106,6 +118,7 @@ def selfheal(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[
         text=True,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -115,3 +128,95 @@ def demo_report(*args: str, timeout: float = 280.0) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example_config(tmp_path: Path, example: str = "flash-sale", **overrides: Any) -> Path:
+    """An example's config copied into `tmp_path`, its paths absolute, its state there too.
+
+    `overrides` replace top-level keys (e.g. `twin={"speed": 60}`).
+    """
+    import yaml  # noqa: PLC0415 - only the tests that copy configs need it
+
+    folder = EXAMPLES / example
+    config = yaml.safe_load((folder / "selfheal.yaml").read_text(encoding="utf-8"))
+    for key in ("rules", "policies", "runbooks", "guardrails"):
+        value = config.get(key)
+        if isinstance(value, list):
+            config[key] = [str((folder / item).resolve()) for item in value]
+        elif isinstance(value, str):
+            config[key] = str((folder / value).resolve())
+    config["state_dir"] = str(tmp_path / "state")
+    config.update(overrides)
+    path = tmp_path / "selfheal.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def populated_state(state_dir: Path) -> dict[str, str]:
+    """A state with one remediated incident and one left open, written by the real store."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Target("Deployment", "production", "catalog")
+    with open_store(f"sqlite:///{state_dir / 'state.db'}") as store:
+        fixed, _ = store.incidents.open_or_join(
+            Fingerprint("fp-fixed"),
+            alert_name="CatalogSlow",
+            labels={"alertname": "CatalogSlow", "namespace": "production", "service": "catalog"},
+            annotations={"summary": "slow"},
+            at=1000.0,
+            target=catalog,
+        )
+        store.incidents.open_or_join(
+            Fingerprint("fp-fixed"),
+            alert_name="CatalogSlow",
+            labels={"alertname": "CatalogSlow"},
+            annotations={},
+            at=1001.0,
+        )
+        store.incidents.set_state(fixed.id, IncidentState.DECIDING, at=1002.0)
+        store.decisions.record(
+            Decision(
+                incident_id=fixed.id,
+                plans=(Plan("scale-up", {"replicas": 4}, "low", "catalog is slow"),),
+                deny=(),
+                requires_approval=False,
+                policy_input={},
+                policy_output={},
+                bundle_hash="b" * 64,
+                decided_at=1002.0,
+            )
+        )
+        workflow = WorkflowId(f"remediate.{fixed.id}.scale-up")
+        store.workflows.start(
+            workflow, incident_id=fixed.id, runbook="scale-up", params={}, at=1003.0
+        )
+        store.incidents.set_state(fixed.id, IncidentState.REMEDIATING, at=1003.0)
+        store.actions.begin(
+            f"{workflow}/scale",
+            workflow_id=workflow,
+            step="scale",
+            kind="kubernetes.scale",
+            target="production/catalog",
+            params={"replicas": 4},
+            at=1004.0,
+        )
+        store.actions.complete(
+            f"{workflow}/scale",
+            status=ActionStatus.SUCCEEDED,
+            result={"output": {"replicas": 4, "previous_replicas": 2}, "error": ""},
+            at=1005.0,
+        )
+        store.workflows.finish(
+            workflow, status=RunStatus.SUCCEEDED, outcome=Outcome.VERIFIED, at=1010.0
+        )
+        store.incidents.set_state(fixed.id, IncidentState.VERIFIED, at=1010.0)
+        other, _ = store.incidents.open_or_join(
+            Fingerprint("fp-other"),
+            alert_name="DiskFull",
+            labels={"alertname": "DiskFull"},
+            annotations={},
+            at=2000.0,
+        )
+    return {"fixed": fixed.id, "other": other.id}

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
-from selfheal.store import open_store
+from selfheal.domain.model import Fingerprint, Outcome, Target, WorkflowId
+from selfheal.runtime.state_lock import StateLock
+from selfheal.store import RunStatus, open_store
 
-from support import selfheal
+from support import example_config, selfheal
+
+ORDER_SERVICE = Target("Deployment", "production", "order-service")
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale"
 
@@ -29,31 +35,92 @@ def test_check_names_the_line_of_a_bad_guardrail(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_reset_records_who_closed_the_breaker(tmp_path: Path) -> None:
-    open_store(f"sqlite:///{tmp_path / 'state.db'}").close()
-    result = selfheal(
+def failed_remediations(state_dir: Path, *, count: int, target: Target, at: float) -> None:
+    """`count` scale-up runs on `target` that rolled back, recorded by the real store."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open_store(f"sqlite:///{state_dir / 'state.db'}") as store:
+        for index in range(count):
+            incident, _ = store.incidents.open_or_join(
+                Fingerprint(f"fp-{index}"),
+                alert_name="Slow",
+                labels={},
+                annotations={},
+                at=at + index,
+                target=target,
+            )
+            workflow = WorkflowId(f"remediate.{incident.id}.scale-up")
+            store.workflows.start(
+                workflow, incident_id=incident.id, runbook="scale-up", params={}, at=at + index
+            )
+            store.workflows.finish(
+                workflow, status=RunStatus.FAILED, outcome=Outcome.ROLLED_BACK, at=at + index
+            )
+
+
+def reset(*extra: str) -> subprocess.CompletedProcess[str]:
+    return selfheal(
         "guardrails",
         "reset",
         "--runbook",
         "scale-up",
-        "--target",
-        "production/order-service",
         "--as",
         "alice",
         "--reason",
         "capacity added",
-        "--state-dir",
-        str(tmp_path),
+        *extra,
     )
+
+
+def test_reset_records_who_closed_an_open_breaker(tmp_path: Path) -> None:
+    """Two rolled-back runs opened the breaker (the example's: 2 in 1 h); reset closes it."""
+    config = example_config(tmp_path)
+    failed_remediations(tmp_path / "state", count=2, target=ORDER_SERVICE, at=time.time() - 60)
+    result = reset("--target", "production/order-service", "--config", str(config))
     assert result.returncode == 0, result.stderr
-    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+    with open_store(f"sqlite:///{tmp_path / 'state' / 'state.db'}") as store:
         [record] = store.audit.records(kind="guardrail.reset")
+        last_failure = max(r.at for r in store.audit.records(kind="workflow.finished"))
     assert record.payload == {
         "runbook": "scale-up",
         "target": "production/order-service",
         "by": "alice",
         "reason": "capacity added",
     }
+    assert record.at >= last_failure
+    # The breaker is closed now: resetting it again finds nothing open.
+    again = reset("--target", "production/order-service", "--config", str(config))
+    assert again.returncode == 1
+
+
+def test_reset_of_a_breaker_that_is_not_open_says_so_and_records_nothing(
+    tmp_path: Path,
+) -> None:
+    """No failures on production/nosuch: exit 1 with the count, and no audit record."""
+    config = example_config(tmp_path)
+    failed_remediations(tmp_path / "state", count=2, target=ORDER_SERVICE, at=time.time() - 60)
+    result = reset("--target", "production/nosuch", "--config", str(config))
+    assert result.returncode == 1
+    assert "no circuit breaker is open for scale-up on production/nosuch" in result.stderr
+    assert "0 failure(s)" in result.stderr
+    with open_store(f"sqlite:///{tmp_path / 'state' / 'state.db'}") as store:
+        assert store.audit.records(kind="guardrail.reset") == ()
+
+
+def test_reset_finds_the_config_through_the_state_a_controller_ran_on(tmp_path: Path) -> None:
+    """With only --state-dir, the config named in the state's lock file gives the breaker."""
+    state = tmp_path / "state"
+    failed_remediations(state, count=2, target=ORDER_SERVICE, at=time.time() - 60)
+    lock = StateLock(state, config=example_config(tmp_path))
+    lock.release()
+    result = reset("--target", "production/order-service", "--state-dir", str(state))
+    assert result.returncode == 0, result.stderr
+
+
+def test_reset_without_any_config_asks_for_one(tmp_path: Path) -> None:
+    open_store(f"sqlite:///{tmp_path / 'state.db'}").close()
+    result = reset("--target", "production/order-service", "--state-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "pass --config" in result.stderr
 
 
 def test_reset_refuses_a_target_without_its_namespace(tmp_path: Path) -> None:

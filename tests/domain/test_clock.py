@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
 
-from selfheal.domain.time import ManualClock, ScaledClock
+from selfheal.domain.time import ManualClock, ScaledClock, SteppedClock
 
 
 def test_manual_clock_moves_only_when_told() -> None:
@@ -44,3 +45,63 @@ def test_scaled_clock_refuses_a_non_positive_speed() -> None:
     """Speed zero would freeze time; it is refused."""
     with pytest.raises(ValueError, match="positive"):
         ScaledClock(speed=0)
+
+
+def test_stepped_clock_stands_still_until_its_driver_steps_it() -> None:
+    """Real time passing does not move a stepped clock; `step_to` does, never backwards."""
+    clock = SteppedClock(speed=1000.0, epoch=50.0)
+    time.sleep(0.02)
+    assert clock.now() == 50.0
+    clock.step_to(3.0)
+    assert clock.elapsed() == 3.0
+    clock.step_to(1.0)
+    assert clock.now() == 53.0
+
+
+def test_a_sleeper_on_a_stepped_clock_wakes_when_a_step_passes_its_deadline() -> None:
+    """A thread sleeping 2 s of scenario time wakes at the step to 2, not before."""
+    clock = SteppedClock(speed=1.0, epoch=0.0)
+    woke: list[float] = []
+    sleeper = threading.Thread(target=lambda: (clock.sleep_blocking(2.0), woke.append(1)))
+    sleeper.start()
+    clock.step_to(1.0)
+    sleeper.join(timeout=0.1)
+    assert woke == []
+    clock.step_to(2.0)
+    sleeper.join(timeout=5)
+    assert woke == [1]
+
+
+def test_the_driver_waits_for_a_holding_thread_until_it_sleeps() -> None:
+    """A thread holding the clock keeps `wait_quiet` waiting until it sleeps on the clock."""
+    clock = SteppedClock(speed=1.0, epoch=0.0)
+    busy = threading.Event()
+    go_on = threading.Event()
+
+    def work() -> None:
+        with clock.hold():
+            busy.set()
+            go_on.wait(5)
+            clock.sleep_blocking(10.0)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    busy.wait(5)
+    assert clock.wait_quiet(timeout=0.05) is False  # still working
+    go_on.set()
+    assert clock.wait_quiet(timeout=5) is True  # asleep on the clock now
+    clock.step_to(10.0)  # wakes it: it counts as busy again at once
+    worker.join(timeout=5)
+    assert clock.wait_quiet(timeout=1) is True  # done and let go
+
+
+def test_a_freed_stepped_clock_follows_the_wall_clock_and_wakes_its_sleepers() -> None:
+    """After `run_free`, time runs at `speed` from where it stood and sleepers wake."""
+    clock = SteppedClock(speed=100.0, epoch=0.0)
+    clock.step_to(5.0)
+    sleeper = threading.Thread(target=clock.sleep_blocking, args=(3.0,))
+    sleeper.start()
+    clock.run_free()
+    sleeper.join(timeout=5)
+    assert not sleeper.is_alive()
+    assert clock.elapsed() >= 8.0

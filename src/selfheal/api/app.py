@@ -3,6 +3,11 @@
     POST /api/v1/alerts             Alertmanager webhook (version 4)      -> AlertSink
     POST /api/v1/otlp/v1/metrics    OTLP/HTTP metrics, protobuf or JSON   -> SampleSink
     POST /api/v1/write              Prometheus remote-write 1.0           -> SampleSink
+    POST /api/v1/incidents/{id}/approve|deny  a person's verdict          -> ApprovalDesk
+    GET  /api/v1/incidents[?state=&open=&limit=]  the newest incidents    -> IncidentBook
+    GET  /api/v1/incidents/{id}     one incident's whole story             -> IncidentBook
+    GET  /api/v1/incidents/{id}/audit  its audit records                   -> IncidentBook
+    GET  /api/v1/audit[?after=&limit=&kind=]  the audit chain in pages     -> IncidentBook
     GET  /healthz                   liveness
 
 Every receiving route does the same four things in order, so a request is either taken
@@ -38,6 +43,7 @@ from starlette.concurrency import run_in_threadpool
 
 from selfheal.api import ports
 from selfheal.domain.errors import ConfigError, TemporaryError
+from selfheal.domain.model import IncidentState
 from selfheal.telemetry import receivers
 from selfheal.telemetry.receivers import alertmanager, otlp, remote_write
 
@@ -75,6 +81,7 @@ def create_app(
     alerts: ports.AlertSink,
     samples: ports.SampleSink | None = None,
     approvals: ports.ApprovalDesk | None = None,
+    incidents: ports.IncidentBook | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     clock_now: Callable[[], float] | None = None,
 ) -> fastapi.FastAPI:
@@ -117,6 +124,8 @@ def create_app(
 
     if approvals is not None:
         _approval_routes(app, approvals, max_body_bytes=max_body_bytes)
+    if incidents is not None:
+        _incident_routes(app, incidents)
     if samples is None:
         return app
     sink = samples
@@ -181,6 +190,70 @@ def _approval_routes(
     @app.post("/api/v1/incidents/{incident_id}/deny")
     async def deny(request: Request, incident_id: str) -> Response:
         return await verdict(request, incident_id, approve=False)
+
+
+def _incident_routes(app: fastapi.FastAPI, book: ports.IncidentBook) -> None:
+    """GET the incidents, one incident, its audit records, and the audit chain in pages."""
+
+    @app.get("/api/v1/incidents")
+    async def list_incidents(request: Request) -> Response:
+        query = request.query_params
+        states = query.getlist("state")
+        known = {state.value for state in IncidentState}
+        for state in states:
+            if state not in known:
+                raise _Refused(
+                    400,
+                    f"state {state!r} is not one of {', '.join(sorted(known))}",
+                    path="$.query.state",
+                )
+        limit = _bounded_int(query.get("limit"), default=50, low=1, high=1000, name="limit")
+        open_only = _flag(query.get("open"), name="open")
+        found = await run_in_threadpool(
+            book.list_incidents, states=states or None, open_only=open_only, limit=limit
+        )
+        return JSONResponse({"incidents": found})
+
+    @app.get("/api/v1/incidents/{incident_id}")
+    async def show_incident(incident_id: str) -> Response:
+        found = await run_in_threadpool(book.incident, incident_id)
+        if found is None:
+            raise _Refused(404, f"no incident {incident_id!r}")
+        return JSONResponse(found)
+
+    @app.get("/api/v1/incidents/{incident_id}/audit")
+    async def incident_audit(incident_id: str) -> Response:
+        found = await run_in_threadpool(book.incident_audit, incident_id)
+        if found is None:
+            raise _Refused(404, f"no incident {incident_id!r}")
+        return JSONResponse({"records": found})
+
+    @app.get("/api/v1/audit")
+    async def audit_records(request: Request) -> Response:
+        query = request.query_params
+        after = _bounded_int(query.get("after"), default=0, low=0, high=2**62, name="after")
+        limit = _bounded_int(query.get("limit"), default=100, low=1, high=1000, name="limit")
+        kind = query.get("kind")
+        found = await run_in_threadpool(book.audit, after=after, limit=limit, kind=kind)
+        return JSONResponse({"records": found})
+
+
+def _bounded_int(text: str | None, *, default: int, low: int, high: int, name: str) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise _Refused(
+            400, f"{name} must be an integer from {low} to {high}", path=f"$.query.{name}"
+        )
+    return int(text)
+
+
+def _flag(text: str | None, *, name: str) -> bool:
+    if text is None:
+        return False
+    if text.lower() not in {"true", "false", "1", "0"}:
+        raise _Refused(400, f"{name} must be true or false", path=f"$.query.{name}")
+    return text.lower() in {"true", "1"}
 
 
 async def _write(sink: ports.SampleSink, parsed: list[receivers.TimedSample]) -> None:

@@ -12,7 +12,7 @@ with `Retry-After`, and every sender here (Alertmanager, Prometheus, the Collect
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from selfheal.telemetry import receivers
 
@@ -37,3 +37,17 @@ class ApprovalDesk(Protocol):
     """
 
     def give_verdict(self, incident_id: str, *, approve: bool, by: str, reason: str) -> None: ...
+
+
+class IncidentBook(Protocol):
+    """Reads incidents and audit records as JSON documents (runtime.incident_views)."""
+
+    def list_incidents(
+        self, *, states: Sequence[str] | None, open_only: bool, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None: ...
+
+    def incident_audit(self, incident_id: str) -> list[dict[str, Any]] | None: ...
+
+    def audit(self, *, after: int, limit: int, kind: str | None) -> list[dict[str, Any]]: ...

@@ -17,20 +17,22 @@ import typer
 from rich import markup
 from rich.console import Console
 
+import selfheal
 from selfheal.cli import (
+    approvals_cmd,
+    audit_cmd,
     detect_replay,
     guardrails_cmd,
+    incidents_cmd,
     loop,
     policy_cmd,
     rules_cmd,
-    store_access,
     timeline,
 )
 from selfheal.domain import time as time_module
-from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation, TemporaryError
+from selfheal.domain.errors import ConfigError, SelfhealError, SourceLocation
 from selfheal.formats import durations
 from selfheal.runtime.settings import load_settings
-from selfheal.store import Store, audit, open_store
 from selfheal.twin import report, scenario, server
 from selfheal.twin.simulation import Simulation
 
@@ -50,6 +52,27 @@ ScenarioOption = Annotated[
 SpeedOption = Annotated[
     float, typer.Option("--speed", min=0.001, help="Scenario seconds per real second.")
 ]
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"selfheal {selfheal.__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main_options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print selfheal's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """An autonomous self-healing controller for cloud-native systems."""
 
 
 def _fail(error: SelfhealError) -> typer.Exit:
@@ -222,68 +245,43 @@ def run(
     state_dir: Annotated[
         Path | None, typer.Option("--state-dir", help="Override the config's state_dir.")
     ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = "info",
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="text (for people) or json (one object a line).")
+    ] = "text",
 ) -> None:
-    """Run the controller against what the config names until SIGTERM or Ctrl-C."""
-    try:
-        loop.run_forever(
-            config=config,
-            state_dir=state_dir,
-            announce=lambda text: _console.print(text, highlight=False),
+    """Run the controller against what the config names until SIGTERM or Ctrl-C.
+
+    It logs each thing it does (an incident opened, a decision, a runbook step, a page) to
+    stderr as it happens.
+    """
+    from selfheal.cli import controller_process, logs  # noqa: PLC0415 - only `run` needs them
+
+    if log_level not in logs.LEVELS:
+        raise _fail(
+            ConfigError(
+                f"unknown log level {log_level!r}: use {', '.join(logs.LEVELS)}",
+                location=SourceLocation("--log-level"),
+            )
         )
+    if log_format not in {"text", "json"}:
+        raise _fail(
+            ConfigError(
+                f"unknown log format {log_format!r}: use text or json",
+                location=SourceLocation("--log-format"),
+            )
+        )
+    logs.configure(level=log_level, log_format="json" if log_format == "json" else "text")
+    try:
+        controller_process.run_forever(config=config, state_dir=state_dir)
     except ConfigError as error:
         raise _fail(error) from None
 
 
-def _verdict(incident: str, *, approve: bool, who: str, reason: str, state_dir: Path) -> None:
-    database = state_dir / "state.db"
-    if not database.is_file():
-        raise _fail(ConfigError(f"no state database at {database}"))
-    from selfheal.cli.guardrails_cmd import scenario_now  # noqa: PLC0415 - the shared clock
-
-    def give(store: Store) -> None:
-        store.approvals.give(
-            incident_id=incident,
-            approve=approve,
-            by=who,
-            reason=reason,
-            at=scenario_now(state_dir),
-        )
-
-    try:
-        store_access.with_running_store(database, give)
-    except (ConfigError, TemporaryError) as error:
-        raise _fail(error) from None
-    word = "approved" if approve else "denied"
-    _console.print(f"{incident}: {word} by {who}", highlight=False)
-
-
-WhoOption = Annotated[str, typer.Option("--as", help="Who you are (goes to the audit chain).")]
-ReasonOption = Annotated[str, typer.Option("--reason", help="Why (goes to the audit chain).")]
-StateDirOption = Annotated[
-    Path, typer.Option("--state-dir", help="The controller's state directory.")
-]
-
-
-@app.command()
-def approve(
-    incident: Annotated[str, typer.Argument(help="The incident awaiting approval.")],
-    who: WhoOption,
-    reason: ReasonOption = "",
-    state_dir: StateDirOption = Path(".selfheal/state"),
-) -> None:
-    """Approve the remediation an incident waits for; recorded with who and why."""
-    _verdict(incident, approve=True, who=who, reason=reason, state_dir=state_dir)
-
-
-@app.command()
-def deny(
-    incident: Annotated[str, typer.Argument(help="The incident awaiting approval.")],
-    who: WhoOption,
-    reason: ReasonOption = "",
-    state_dir: StateDirOption = Path(".selfheal/state"),
-) -> None:
-    """Deny the remediation an incident waits for; it is escalated, nothing runs."""
-    _verdict(incident, approve=False, who=who, reason=reason, state_dir=state_dir)
+app.command()(approvals_cmd.approve)
+app.command()(approvals_cmd.deny)
 
 
 @app.command()
@@ -309,41 +307,8 @@ app.add_typer(rules_cmd.rules_app, name="rules")
 app.add_typer(policy_cmd.policy_app, name="policy")
 app.add_typer(guardrails_cmd.guardrails_app, name="guardrails")
 
-audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-app.add_typer(audit_app, name="audit")
-
-
-@audit_app.command("verify")
-def audit_verify(
-    state_dir: Annotated[
-        Path, typer.Option("--state-dir", help="The controller's state directory.")
-    ] = Path(".selfheal/state"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Recompute the audit hash chain; name the first broken link. Exit 1 if broken."""
-    database = state_dir / "state.db"
-    if not database.is_file():
-        raise _fail(ConfigError(f"no state database at {database}"))
-    with open_store(f"sqlite:///{database}") as store:
-        report = audit.verify(store)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "records": report.records,
-                    "first_broken_seq": report.first_broken_seq,
-                    "reason": report.reason,
-                }
-            )
-        )
-    elif report.ok:
-        _console.print(f"audit chain intact: {report.records} records verified")
-    else:
-        _console.print(
-            f"[bold red]audit chain broken at record {report.first_broken_seq}[/]: {report.reason}"
-        )
-    raise typer.Exit(code=0 if report.ok else 1)
+app.add_typer(audit_cmd.audit_app, name="audit")
+app.add_typer(incidents_cmd.incidents_app, name="incidents")
 
 
 @app.command()

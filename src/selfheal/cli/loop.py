@@ -8,8 +8,6 @@ a real API server and scrape target. Everything is validated before the twin sta
 from __future__ import annotations
 
 import asyncio
-import json
-import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,8 +19,8 @@ from selfheal.actions.kubernetes_client import KubernetesCluster
 from selfheal.decision import guardrails
 from selfheal.domain.errors import ConfigError
 from selfheal.domain.model import IncidentState
-from selfheal.domain.time import ScaledClock
-from selfheal.runtime import report
+from selfheal.domain.time import SteppedClock
+from selfheal.runtime import report, state_clock
 from selfheal.runtime.controller import Controller
 from selfheal.runtime.settings import Settings, TwinSettings, load_settings
 from selfheal.telemetry.scrape import Target
@@ -57,7 +55,7 @@ class EmbeddedRun:
 
     controller: Controller
     twin_server: server.TwinServer
-    clock: ScaledClock
+    clock: SteppedClock
     scenario: scenario_module.Scenario
 
 
@@ -71,9 +69,14 @@ def prepare_embedded(
 ) -> EmbeddedRun:
     twin_settings = settings.twin or TwinSettings()
     chosen = scenario_module.load(scenario_name or twin_settings.scenario)
-    clock = ScaledClock(speed=speed or twin_settings.speed)
+    # The loop steps this clock itself, so what it sees of the twin does not depend on how
+    # busy the machine is (SteppedClock).
     if state_dir is not None:
         settings = settings.model_copy(update={"state_dir": state_dir.resolve()})
+    clock = SteppedClock(
+        speed=speed or twin_settings.speed,
+        epoch=state_clock.continued_epoch(settings.path(settings.state_dir)),
+    )
     port = port or server.free_port()
     url = f"http://127.0.0.1:{port}"
     scraped = (
@@ -232,107 +235,21 @@ async def run_until(
             on_event(record.at - run.clock.epoch, record.kind, record.subject, dict(record.payload))
 
     answered: set[str] = set()
+    # The responders answer on the loop's ticks, so their timing is scenario time too.
+    run.controller.tick_listeners.append(lambda: answer_approvals(run, answered))
 
     async def watch() -> None:
         while run.clock.elapsed() < duration and not (done is not None and done()):
             tell()
-            await asyncio.to_thread(answer_approvals, run, answered)
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.05)
         stop.set()
 
     async with asyncio.TaskGroup() as group:
         group.create_task(watch())
         group.create_task(run.controller.run(stop))
+    tell()
 
 
 def _service_of(item: dict[str, Any], controller: Controller) -> str | None:
     incident = controller.store.incidents.get(item["id"])
     return incident.labels.get("service") or incident.labels.get("deployment")
-
-
-def run_forever(*, config: Path, state_dir: Path | None, announce: Callable[[str], None]) -> None:
-    """`selfheal run`: run the controller until SIGTERM or SIGINT; shut down cleanly."""
-    settings = load_settings(config)
-    if state_dir is not None:
-        settings = settings.model_copy(update={"state_dir": state_dir.resolve()})
-    if settings.twin is not None:
-        embedded = prepare_embedded(settings, scenario_name=None, speed=None, state_dir=None)
-        controller, clock = embedded.controller, embedded.clock
-        embedded.twin_server.start()
-        announce(f"built-in twin ({embedded.scenario.name}) on {embedded.twin_server.url}")
-        twin_server: server.TwinServer | None = embedded.twin_server
-    else:
-        clock = _persistent_clock(settings)
-        kubeconfig = (
-            settings.path(settings.cluster.kubeconfig) if settings.cluster.kubeconfig else None
-        )
-        targets = [Target(url=t.url, job=t.job) for t in settings.telemetry.targets]
-        controller = Controller(
-            settings, clock=clock, cluster=KubernetesCluster(kubeconfig=kubeconfig), targets=targets
-        )
-        twin_server = None
-    api = _start_api(settings, controller)
-    if api is not None:
-        announce(f"API (webhooks, receivers) on {api.url}")
-    announce(f"controller running; state in {controller.state_dir}")
-    try:
-        asyncio.run(_run_with_signals(controller))
-    finally:
-        if api is not None:
-            api.stop()
-        if twin_server is not None:
-            twin_server.stop()
-        controller.close()
-    announce("controller stopped")
-
-
-def _start_api(settings: Settings, controller: Controller) -> Any:
-    """Serve the webhook and receivers when the config has an `api` section."""
-    if settings.api is None:
-        return None
-    from selfheal.api.app import create_app  # noqa: PLC0415 - only with an `api` section
-    from selfheal.cli.api_server import ApiServer  # noqa: PLC0415
-
-    host, _, port = settings.api.listen.rpartition(":")
-    if host not in {"127.0.0.1", "localhost", "::1", "[::1]"}:
-        raise ConfigError(
-            f"api.listen {settings.api.listen!r}: the API listens on loopback "
-            "only for now (127.0.0.1:PORT)"
-        )
-    api = ApiServer(
-        create_app(alerts=controller, samples=controller.telemetry, approvals=controller),
-        port=int(port) or server.free_port(),
-    )
-    api.start()
-    return api
-
-
-async def _run_with_signals(controller: Controller) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await controller.run(stop)
-
-
-def _persistent_clock(settings: Settings) -> ScaledClock:
-    """The scenario clock, anchored in the state directory so a restart continues it."""
-    state_dir = settings.path(settings.state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    anchor_file = state_dir / "clock.json"
-    speed = settings.clock_speed
-    if anchor_file.is_file():
-        anchor = json.loads(anchor_file.read_text(encoding="utf-8"))
-        previous = ScaledClock.resume(
-            speed=anchor["speed"], epoch=anchor["epoch"], wall_origin=anchor["wall_origin"]
-        )
-        if anchor["speed"] == speed:
-            return previous
-        clock = ScaledClock.resume(speed=speed, epoch=previous.now(), wall_origin=time.time())
-    else:
-        clock = ScaledClock.resume(speed=speed, epoch=time.time(), wall_origin=time.time())
-    anchor_file.write_text(
-        json.dumps({"speed": speed, "epoch": clock.epoch, "wall_origin": clock.wall_origin}),
-        encoding="utf-8",
-    )
-    return clock

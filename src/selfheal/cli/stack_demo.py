@@ -71,7 +71,14 @@ def run_stack_demo(
         run = loop.prepare_embedded(
             stacked, scenario_name=scenario_name, speed=1.0, state_dir=state_dir, port=twin_port
         )
-        api = ApiServer(create_app(alerts=run.controller, approvals=run.controller), port=api_port)
+        api = ApiServer(
+            create_app(
+                alerts=run.controller,
+                approvals=run.controller,
+                incidents=run.controller.incident_book,
+            ),
+            port=api_port,
+        )
         api.start()
         run.twin_server.start()
         finished = _first_remediation_over(run, settle_after_s)

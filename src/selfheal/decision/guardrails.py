@@ -49,6 +49,7 @@ __all__ = [
     "PastRun",
     "Refusal",
     "action_cap",
+    "breaker_failures",
     "check",
     "describe",
     "load_guardrails",
@@ -357,29 +358,42 @@ def _count(params: Mapping[str, Any], plural: str) -> int:
     return 1 if isinstance(params.get(plural[:-1]), str) else 0
 
 
+def breaker_failures(
+    rails: Guardrails, runbook: str, target: Target | None, facts: Facts
+) -> int | None:
+    """The failures the circuit breaker of (runbook, target) counts now; None without one.
+
+    A failure counts when it started within the breaker's window and after the last reset;
+    the breaker is open once they reach its `failures`.
+    """
+    breaker = rails.circuit_breaker
+    if breaker is None:
+        return None
+    since = max(facts.now - breaker.window, facts.breaker_resets.get((runbook, target), -1.0))
+    return sum(
+        1
+        for r in facts.runs
+        if r.runbook == runbook
+        and r.target == target
+        and r.outcome in _FAILED
+        and r.started_at > since
+    )
+
+
 def _circuit_breaker(
     rails: Guardrails, plan: Plan, target: Target | None, facts: Facts
 ) -> list[Refusal]:
     breaker = rails.circuit_breaker
-    if breaker is None:
-        return []
-    since = max(facts.now - breaker.window, facts.breaker_resets.get((plan.runbook, target), -1.0))
-    failed = [
-        r
-        for r in facts.runs
-        if r.runbook == plan.runbook
-        and r.target == target
-        and r.outcome in _FAILED
-        and r.started_at > since
-    ]
-    if len(failed) < breaker.failures:
+    failed = breaker_failures(rails, plan.runbook, target, facts)
+    if breaker is None or failed is None or failed < breaker.failures:
         return []
     return [
         Refusal(
             "circuit_breaker",
-            f"{plan.runbook} failed or was rolled back {len(failed)} times on {_name(target)} "
+            f"{plan.runbook} failed or was rolled back {failed} times on {_name(target)} "
             f"within {durations.format_duration(breaker.window)}: open until a person resets it "
-            f"(selfheal guardrails reset --runbook {plan.runbook} --target {_name(target)})",
+            f"(selfheal guardrails reset --runbook {plan.runbook} --target {_name(target)}) "
+            "or the window passes",
         )
     ]
 

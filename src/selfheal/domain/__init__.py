@@ -28,7 +28,14 @@ from selfheal.domain.model import (
     WorkflowId,
     fingerprint,
 )
-from selfheal.domain.time import Clock, ManualClock, ScaledClock, SystemClock
+from selfheal.domain.time import (
+    Clock,
+    ManualClock,
+    ScaledClock,
+    ScenarioClock,
+    SteppedClock,
+    SystemClock,
+)
 
 __all__ = [
     "Alert",
@@ -46,9 +53,11 @@ __all__ = [
     "PermanentError",
     "Plan",
     "ScaledClock",
+    "ScenarioClock",
     "SelfhealError",
     "Signal",
     "SourceLocation",
+    "SteppedClock",
     "SystemClock",
     "Target",
     "TemporaryError",

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -26,22 +28,30 @@ from selfheal.decision import guardrails, policy
 from selfheal.domain.actions import ActionSpec, StepType
 from selfheal.domain.errors import ConfigError
 from selfheal.domain.model import Alert, AlertState, Decision, Incident, IncidentState, fingerprint
-from selfheal.domain.time import Clock
+from selfheal.domain.time import Clock, SteppedClock
 from selfheal.runtime.alert_intake import AlertIntake
 from selfheal.runtime.anomalies import AnomalyWatcher
 from selfheal.runtime.deciding import Decider
 from selfheal.runtime.dispatch import Dispatcher
 from selfheal.runtime.escalation import Escalation
 from selfheal.runtime.guardrail_facts import GuardrailCheck
+from selfheal.runtime.incident_views import StoreIncidentBook
 from selfheal.runtime.policy_input import PolicyInputBuilder
 from selfheal.runtime.recorder import IncidentStore, Recorder
 from selfheal.runtime.settings import Settings
+from selfheal.runtime.state_clock import SteppedClockWriter
+from selfheal.runtime.state_lock import StateLock
 from selfheal.runtime.telemetry_store import SharedTelemetry, SourceMetrics
 from selfheal.store import open_store
 from selfheal.telemetry import rules, scrape
 from selfheal.telemetry.prometheus_source import PrometheusSource
 from selfheal.telemetry.sources import InstantSource
 from selfheal.workflows import WorkflowEngine, load_runbooks
+
+_log = logging.getLogger(__name__)
+# How long (real seconds) the loop of an embedded run waits for busy runbooks before it
+# steps its clock anyway: a step stuck on a slow server must not stop time.
+_QUIET_S = 2.0
 
 
 def build_actions(
@@ -110,7 +120,13 @@ class Controller:
         except OSError as exc:
             raise ConfigError(f"cannot create state_dir {state_dir}: {exc.strerror}") from exc
         self.state_dir = state_dir
-        self.store = open_store(f"sqlite:///{state_dir / 'state.db'}")
+        # Before anything in the state is opened: a second controller here is refused.
+        self.state_lock = StateLock(state_dir, config=settings.config_file)
+        try:
+            self.store = open_store(f"sqlite:///{state_dir / 'state.db'}")
+        except BaseException:
+            self.state_lock.release()
+            raise
         self.telemetry = SharedTelemetry(retention=settings.telemetry.retention)
         self.source: InstantSource = (
             PrometheusSource(str(settings.telemetry.source.url))
@@ -121,6 +137,7 @@ class Controller:
             self.rule_groups, source=self.source, external_labels=settings.external_labels
         )
         self.incidents = IncidentStore(self.store)
+        self.incident_book = StoreIncidentBook(self.store)
         self.recorder = Recorder(store=self.store, settings=settings, incidents=self.incidents)
         actions = build_actions(
             cluster=cluster,
@@ -143,6 +160,8 @@ class Controller:
             interval=settings.telemetry.scrape_interval,
         )
         self._started_at: float | None = None
+        # Called (in a worker thread) after every evaluation: a demo's scripted responders.
+        self.tick_listeners: list[Callable[[], None]] = []
         longest_for = max(
             (rule.spec.for_ for group in self.rule_groups for rule in group.rules), default=0.0
         )
@@ -209,25 +228,45 @@ class Controller:
         self._started_at = self.clock.now()
         await asyncio.to_thread(self.dispatcher.abandon_unstarted_runs, at=self._started_at)
         interval = self.settings.telemetry.evaluation_interval
+        stepped = self.clock if isinstance(self.clock, SteppedClock) else None
+        clock_file = None if stepped is None else SteppedClockWriter(self.state_dir, stepped)
         try:
             async with httpx.AsyncClient(timeout=5.0) as client:
                 next_tick = self.clock.now()
                 while not stop.is_set():
+                    began = time.monotonic()
                     if self.settings.telemetry.source.kind == "local":
                         await self.scraper.scrape_once(client)
                     await self.evaluate_once()
+                    for listener in self.tick_listeners:
+                        await asyncio.to_thread(listener)
                     next_tick += interval
+                    if stepped is not None:
+                        # The loop drives its own clock: the next tick comes once this one
+                        # is done and its real-time share has passed (see SteppedClock).
+                        quiet = await asyncio.to_thread(stepped.wait_quiet, timeout=_QUIET_S)
+                        if not quiet:
+                            _log.warning("a runbook is still busy; scenario time moves on")
+                        spent = time.monotonic() - began
+                        await _wait(stop, max(0.0, interval / stepped.speed - spent))
+                        stepped.step_to(next_tick - stepped.epoch)
+                        assert clock_file is not None
+                        clock_file.note()
+                        continue
                     delay = next_tick - self.clock.now()
                     if delay < -5 * interval:  # fell far behind: do not try to catch up
                         next_tick = self.clock.now()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            stop.wait(), timeout=max(0.0, delay) / _speed(self.clock)
-                        )
+                    await _wait(stop, max(0.0, delay) / _speed(self.clock))
         finally:
+            # Runbooks stop at their next sleep or step and resume there at the next start;
+            # a step in the middle of a call finishes it first (WorkflowEngine.shutdown).
+            await asyncio.to_thread(self.engine.shutdown)
+            if stepped is not None:
+                stepped.run_free()
+            if clock_file is not None:
+                clock_file.note(force=True)
             if self.anomalies is not None:
                 await asyncio.to_thread(self.anomalies.save)
-            await asyncio.to_thread(self.engine.shutdown)
 
     async def evaluate_once(self) -> None:
         at = self.clock.now()
@@ -315,6 +354,13 @@ class Controller:
     def close(self) -> None:
         self.bundle.close()
         self.store.close()
+        self.state_lock.release()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds` real seconds, or less if `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 def _speed(clock: Clock) -> float:

@@ -61,20 +61,7 @@ class GuardrailCheck:
         windows += [rails.cooldown or 0.0, _DAY_S]
         if rails.circuit_breaker is not None:
             windows.append(rails.circuit_breaker.window)
-        runs = []
-        targets: dict[str, Target | None] = {}
-        for run in self._store.workflows.since(at - max(windows)):
-            ended = None if run.status is RunStatus.RUNNING else (run.outcome or run.status)
-            if run.incident_id not in targets:
-                targets[run.incident_id] = self._store.incidents.get(run.incident_id).target
-            runs.append(
-                guardrails.PastRun(
-                    run.runbook,
-                    targets[run.incident_id],
-                    run.started_at,
-                    None if ended is None else str(ended),
-                )
-            )
+        runs = past_runs(self._store, since=at - max(windows))
         target = decision.policy_input.get("target") or {}
         budget = decision.policy_input["context"]["budget"]
         replicas = target.get("replicas")
@@ -88,7 +75,7 @@ class GuardrailCheck:
             spent_today=float(budget["spent_today"]),
             plan_cost=max(extra, 0) * float(budget["cost_per_replica_hour"]) * 24,
             error_budget_remaining=self._error_budget(rails, at=at),
-            breaker_resets=self._breaker_resets(),
+            breaker_resets=breaker_resets(self._store),
         )
 
     def _node_count(self) -> int | None:
@@ -108,10 +95,45 @@ class GuardrailCheck:
             return None
         return float(pairs[0][1]) if pairs else None
 
-    def _breaker_resets(self) -> dict[tuple[str, Target | None], float]:
-        resets: dict[tuple[str, Target | None], float] = {}
-        for record in self._store.audit.records(kind="guardrail.reset"):
-            namespace, _, name = str(record.payload.get("target", "")).partition("/")
-            key = (str(record.payload.get("runbook")), Target("Deployment", namespace, name))
-            resets[key] = record.at
-        return resets
+
+def past_runs(store: Store, *, since: float) -> tuple[guardrails.PastRun, ...]:
+    """Remediations started after `since`, and all still running, as the guardrails see them."""
+    runs = []
+    targets: dict[str, Target | None] = {}
+    for run in store.workflows.since(since):
+        ended = None if run.status is RunStatus.RUNNING else (run.outcome or run.status)
+        if run.incident_id not in targets:
+            targets[run.incident_id] = store.incidents.get(run.incident_id).target
+        runs.append(
+            guardrails.PastRun(
+                run.runbook,
+                targets[run.incident_id],
+                run.started_at,
+                None if ended is None else str(ended),
+            )
+        )
+    return tuple(runs)
+
+
+def breaker_resets(store: Store) -> dict[tuple[str, Target | None], float]:
+    """When a person last reset each circuit breaker, from the audit chain."""
+    resets: dict[tuple[str, Target | None], float] = {}
+    for record in store.audit.records(kind="guardrail.reset"):
+        namespace, _, name = str(record.payload.get("target", "")).partition("/")
+        key = (str(record.payload.get("runbook")), Target("Deployment", namespace, name))
+        resets[key] = record.at
+    return resets
+
+
+def breaker_failures(
+    rails: guardrails.Guardrails, store: Store, *, runbook: str, target: Target, at: float
+) -> int | None:
+    """The failures the circuit breaker of (runbook, target) counts at `at` (None: no breaker)."""
+    if rails.circuit_breaker is None:
+        return None
+    facts = guardrails.Facts(
+        now=at,
+        runs=past_runs(store, since=at - rails.circuit_breaker.window),
+        breaker_resets=breaker_resets(store),
+    )
+    return guardrails.breaker_failures(rails, runbook, target, facts)

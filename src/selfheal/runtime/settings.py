@@ -226,6 +226,8 @@ class Settings(_Strict):
     clock_speed: float = pydantic.Field(default=1.0, gt=0)
     # Where this file lives; relative paths above are resolved against it.
     base_dir: Path = Path()
+    # The file itself (None for settings built in code), so a state names its config.
+    config_file: Path | None = None
 
     @pydantic.model_validator(mode="after")
     def _needs_a_cluster(self) -> Settings:
@@ -241,12 +243,15 @@ def load_settings(path: Path) -> Settings:
     """Read and validate a config file; raise ConfigError naming file:line and key path."""
     text = text_files.read_text(path, kind=text_files.CONFIG)
     document = sourced_yaml.load_yaml(text, source=str(path))
-    if isinstance(document.data, dict) and "base_dir" in document.data:
-        raise ConfigError(
-            "`base_dir` is set by selfheal, not in the file", location=document.locate(["base_dir"])
-        )
+    for key in ("base_dir", "config_file"):
+        if isinstance(document.data, dict) and key in document.data:
+            raise ConfigError(
+                f"`{key}` is set by selfheal, not in the file", location=document.locate([key])
+            )
     settings = sourced_yaml.load_model(Settings, document)
-    settings = settings.model_copy(update={"base_dir": path.parent.resolve()})
+    settings = settings.model_copy(
+        update={"base_dir": path.parent.resolve(), "config_file": path.resolve()}
+    )
     for index, rule_file in enumerate(settings.rules):
         _require(
             settings.path(rule_file),

@@ -131,6 +131,9 @@ class Approvals:
             raise ConfigError(f"incident {incident_id} has no remediation awaiting approval")
         if any(v.by == by for v in self.verdicts(request.workflow_id)):
             raise ConfigError(f"{by} already gave a verdict on {request.workflow_id}")
+        # A verdict answers its request, so it cannot precede it: a process whose view of
+        # the controller's clock lags a little (the CLI reading clock.json) stamps no earlier.
+        at = max(at, request.requested_at)
         self._store.audit.append(
             "approval.given",
             request.workflow_id,

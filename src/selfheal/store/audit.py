@@ -158,18 +158,49 @@ class AuditLog:
             query = query.where(schema.AuditRow.kind == kind)
         with self._store.read() as session:
             rows = session.scalars(query.order_by(schema.AuditRow.seq).limit(limit))
+            return tuple(_record(row) for row in rows)
+
+    def of_incident(self, incident_id: str) -> tuple[AuditRecord, ...]:
+        """Every record about one incident, oldest first.
+
+        Those whose subject is the incident, its remediations (`remediate.<id>.<runbook>`)
+        and their steps and approvals (subjects under that workflow id), and the budget
+        charges made for it.
+        """
+        prefix = f"remediate.{incident_id}."
+        audit = schema.AuditRow
+        query = select(audit).where(
+            (audit.subject == incident_id)
+            | (audit.subject.startswith(prefix, autoescape=True))
+            | (audit.kind == "budget.charged")
+        )
+        with self._store.read() as session:
+            rows = session.scalars(query.order_by(audit.seq))
             return tuple(
-                AuditRecord(
-                    seq=row.seq,
-                    at=row.at,
-                    kind=row.kind,
-                    subject=row.subject,
-                    payload=row.payload,
-                    prev_hash=row.prev_hash,
-                    hash=row.hash,
-                )
+                _record(row)
                 for row in rows
+                if row.kind != "budget.charged" or row.payload.get("incident_id") == incident_id
             )
+
+    def last(self) -> AuditRecord | None:
+        """The newest record, or None for an empty chain."""
+        with self._store.read() as session:
+            row = session.scalar(
+                select(schema.AuditRow).order_by(schema.AuditRow.seq.desc()).limit(1)
+            )
+            return None if row is None else _record(row)
+
+
+def _record(row: schema.AuditRow) -> AuditRecord:
+    return AuditRecord(
+        seq=row.seq,
+        at=row.at,
+        kind=row.kind,
+        subject=row.subject,
+        payload=row.payload,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
 
 
 def ensure_head(store: Store) -> None:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from selfheal.domain.time import ScaledClock
+from selfheal.domain.time import ScaledClock, ScenarioClock
 from selfheal.twin import exposition
 from selfheal.twin.kube.api import KubeApi
 from selfheal.twin.scenario import Scenario
@@ -39,7 +39,7 @@ _EXPOSITION_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Twin:
     """A simulation driven by a scaled clock: `sync()` runs it up to the clock's time."""
 
-    def __init__(self, scenario: Scenario, *, clock: ScaledClock) -> None:
+    def __init__(self, scenario: Scenario, *, clock: ScenarioClock) -> None:
         self.clock = clock
         self.simulation = Simulation(scenario, epoch=clock.epoch)
 

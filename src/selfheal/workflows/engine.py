@@ -17,9 +17,12 @@ workflow body.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +36,12 @@ from selfheal.workflows.runbook import Runbook, Step
 
 _log = logging.getLogger(__name__)
 APP_VERSION = "selfheal-runbooks-1"
+# How long (real seconds) `start` waits for a new workflow's thread to begin.
+_ENTER_TIMEOUT_S = 5.0
+# Scenario seconds a workflow sleeps at a time, so that a stop interrupts a long sleep.
+_SLEEP_SLICE_S = 1.0
+# How long (real seconds) a stop waits for running steps to finish their current call.
+STOP_DEADLINE_S = 15.0
 
 
 class WorkflowObserver(Memo, Protocol):
@@ -69,12 +78,56 @@ class WorkflowObserver(Memo, Protocol):
     ) -> None: ...
 
 
+class EngineStopping(BaseException):
+    """Raised in a workflow's thread when the engine stops: unwind, record nothing.
+
+    A BaseException on purpose: DBOS records a step's or a workflow's `Exception` as its
+    outcome, and a workflow recorded as failed is never resumed. This one passes through
+    DBOS unrecorded, so the workflow stays pending and resumes at its interrupted step when
+    the controller starts again (steps are idempotent).
+    """
+
+
+class _StoppableClock:
+    """The engine's clock as workflow steps see it: sleeps end early when the engine stops."""
+
+    def __init__(self, clock: Clock, stopping: threading.Event) -> None:
+        self._clock = clock
+        self._stopping = stopping
+
+    def now(self) -> float:
+        return self._clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.to_thread(self.sleep_blocking, seconds)
+
+    def sleep_blocking(self, seconds: float) -> None:
+        # In slices of scenario time, so a stop is noticed within one slice.
+        end = self._clock.now() + max(0.0, seconds)
+        while (left := end - self._clock.now()) > 0:
+            if self._stopping.is_set():
+                raise EngineStopping
+            self._clock.sleep_blocking(min(left, _SLEEP_SLICE_S))
+        if self._stopping.is_set():
+            raise EngineStopping
+
+    def hold(self) -> AbstractContextManager[None]:
+        return self._clock.hold()
+
+
 @dataclass
 class _Registry:
     runbooks: dict[str, Runbook] = field(default_factory=dict)
     actions: dict[str, ActionSpec] = field(default_factory=dict)
     observer: WorkflowObserver | None = None
     clock: Clock | None = None
+    # Workflows started but not yet running, each with the event its first line sets.
+    entering: dict[str, threading.Event] = field(default_factory=dict)
+    # Set when the engine stops: workflows unwind at their next sleep or step.
+    stopping: threading.Event = field(default_factory=threading.Event)
+    # How many workflow threads are running our code now.
+    active: int = 0
+    active_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _registry = _Registry()
@@ -173,7 +226,27 @@ def _run_step(
 
 @DBOS.workflow()
 def run_runbook(request: dict[str, Any]) -> dict[str, Any]:
-    """Interpret one runbook for one incident (the DBOS workflow)."""
+    """Interpret one runbook for one incident (the DBOS workflow).
+
+    The workflow holds the clock while it works, so a stepped scenario clock moves on only
+    when the runbook sleeps on it (see `SteppedClock`): its calls land at the same scenario
+    time on every run.
+    """
+    _, clock = _require()
+    with _registry.active_lock:
+        _registry.active += 1
+    try:
+        with clock.hold():
+            entered = _registry.entering.pop(request["workflow_id"], None)
+            if entered is not None:
+                entered.set()
+            return _interpret(request)
+    finally:
+        with _registry.active_lock:
+            _registry.active -= 1
+
+
+def _interpret(request: dict[str, Any]) -> dict[str, Any]:
     runbook = _registry.runbooks[request["runbook"]]
     _record_start(request)
     context: dict[str, Any] = {
@@ -234,7 +307,9 @@ def approval_step(runbook: str, *, timeout: float, approvers: int) -> dict[str, 
 def _require() -> tuple[WorkflowObserver, Clock]:
     if _registry.observer is None or _registry.clock is None:
         raise RuntimeError("the workflow engine is not configured")
-    return _registry.observer, _registry.clock
+    if _registry.stopping.is_set():
+        raise EngineStopping
+    return _registry.observer, _StoppableClock(_registry.clock, _registry.stopping)
 
 
 class WorkflowEngine:
@@ -265,6 +340,8 @@ class WorkflowEngine:
         _registry.actions = dict(actions)
         _registry.observer = observer
         _registry.clock = clock
+        _registry.stopping = threading.Event()
+        self._clock = clock
         self._launched = False
 
     def launch(self) -> None:
@@ -309,9 +386,15 @@ class WorkflowEngine:
                 "incident": dict(incident),
                 "approval": dict(approval) if approval is not None else None,
             }
+            entered = threading.Event()
+            _registry.entering[workflow_id] = entered
             with SetWorkflowID(workflow_id):
                 DBOS.start_workflow(run_runbook, request)
-            return True
+        # Until the workflow holds the clock, nothing tells a stepped clock to wait for it.
+        if not entered.wait(timeout=_ENTER_TIMEOUT_S):
+            _registry.entering.pop(workflow_id, None)
+            _log.warning("workflow %s has not begun after %ss", workflow_id, _ENTER_TIMEOUT_S)
+        return True
 
     def status(self, workflow_id: str) -> str | None:
         found = DBOS.get_workflow_status(workflow_id)
@@ -338,7 +421,28 @@ class WorkflowEngine:
         result: dict[str, Any] = box["result"]
         return result
 
-    def shutdown(self) -> None:
-        if self._launched:
-            DBOS.destroy(workflow_completion_timeout_sec=0)
-            self._launched = False
+    def shutdown(self, *, deadline: float = STOP_DEADLINE_S) -> bool:
+        """Stop the engine; True if every running workflow unwound within `deadline`.
+
+        Running workflows unwind at their next sleep or step, unrecorded, and resume at
+        that step when the engine launches again.
+
+        A step in the middle of a call (to the Kubernetes API, say) finishes it and records
+        its result first, so what happened is on the record; waiting stops after `deadline`
+        real seconds.
+        """
+        if not self._launched:
+            return True
+        _registry.stopping.set()
+        free = getattr(self._clock, "run_free", None)
+        if callable(free):  # a stepped clock no longer stepped: let its sleepers wake
+            free()
+        ends = time.monotonic() + deadline
+        while _registry.active > 0 and time.monotonic() < ends:
+            time.sleep(0.02)
+        unwound = _registry.active == 0
+        if not unwound:
+            _log.warning("%d workflow(s) still in a step at shutdown", _registry.active)
+        DBOS.destroy(workflow_completion_timeout_sec=0)
+        self._launched = False
+        return unwound

@@ -1,0 +1,136 @@
+"""`selfheal run`: the controller as a long-running process, until SIGTERM or Ctrl-C.
+
+It starts the built-in twin when the config has a `twin:` section (else it acts on the
+cluster the kubeconfig names), serves the API when the config has an `api:` section, and
+logs what the controller does as it happens: each audit record worth telling becomes a log
+line (cli/logs.py), so an operator sees incidents open, decisions, steps and pages without
+opening the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from selfheal.actions.kubernetes_client import KubernetesCluster
+from selfheal.cli import logs
+from selfheal.cli.loop import prepare_embedded
+from selfheal.domain.errors import ConfigError
+from selfheal.runtime import state_clock
+from selfheal.runtime.controller import Controller
+from selfheal.runtime.settings import Settings, load_settings
+from selfheal.telemetry.scrape import Target
+from selfheal.twin import server
+
+_log = logging.getLogger("selfheal")
+
+# Real seconds between looks at the audit chain for new events to log.
+_TELL_EVERY_S = 0.2
+
+
+def run_forever(*, config: Path, state_dir: Path | None) -> None:
+    """Run the controller until SIGTERM or SIGINT; shut down cleanly."""
+    settings = load_settings(config)
+    if state_dir is not None:
+        settings = settings.model_copy(update={"state_dir": state_dir.resolve()})
+    twin_server: server.TwinServer | None = None
+    if settings.twin is not None:
+        embedded = prepare_embedded(settings, scenario_name=None, speed=None, state_dir=None)
+        controller = embedded.controller
+        twin_server = embedded.twin_server
+        twin_server.start()
+        _log.info(
+            "built-in twin (%s at %gx) on %s",
+            embedded.scenario.name,
+            embedded.clock.speed,
+            twin_server.url,
+        )
+    else:
+        controller = _controller_for_cluster(settings)
+    api = None
+    try:
+        api = _start_api(settings, controller)
+        if api is not None:
+            _log.info("API (webhooks, receivers, incidents) on %s", api.url)
+        _log.info("controller running; state in %s", controller.state_dir)
+        asyncio.run(_run_with_signals(controller))
+    finally:
+        if api is not None:
+            api.stop()
+        if twin_server is not None:
+            twin_server.stop()
+        controller.close()
+    _log.info("controller stopped")
+
+
+def _controller_for_cluster(settings: Settings) -> Controller:
+    state_dir = settings.path(settings.state_dir)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create state_dir {state_dir}: {exc.strerror}") from exc
+    clock = state_clock.anchored_clock(state_dir, speed=settings.clock_speed)
+    kubeconfig = settings.path(settings.cluster.kubeconfig) if settings.cluster.kubeconfig else None
+    targets = [Target(url=t.url, job=t.job) for t in settings.telemetry.targets]
+    return Controller(
+        settings, clock=clock, cluster=KubernetesCluster(kubeconfig=kubeconfig), targets=targets
+    )
+
+
+def _start_api(settings: Settings, controller: Controller) -> Any:
+    """Serve the webhook, receivers and incident routes when the config has an `api` section."""
+    if settings.api is None:
+        return None
+    from selfheal.api.app import create_app  # noqa: PLC0415 - only with an `api` section
+    from selfheal.cli.api_server import ApiServer  # noqa: PLC0415
+
+    host, _, port = settings.api.listen.rpartition(":")
+    if host not in {"127.0.0.1", "localhost", "::1", "[::1]"}:
+        raise ConfigError(
+            f"api.listen {settings.api.listen!r}: the API listens on loopback "
+            "only for now (127.0.0.1:PORT)"
+        )
+    api = ApiServer(
+        create_app(
+            alerts=controller,
+            samples=controller.telemetry,
+            approvals=controller,
+            incidents=controller.incident_book,
+        ),
+        port=int(port) or server.free_port(),
+    )
+    api.start()
+    return api
+
+
+async def _run_with_signals(controller: Controller) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_tell_events(controller, stop))
+        group.create_task(controller.run(stop))
+
+
+async def _tell_events(controller: Controller, stop: asyncio.Event) -> None:
+    """Log each new audit record as it lands, until `stop`; then the last ones."""
+    last = await asyncio.to_thread(controller.store.audit.last)
+    after = 0 if last is None else last.seq
+    while True:
+        stopping = stop.is_set()
+        records = await asyncio.to_thread(controller.store.audit.records, after=after, limit=1000)
+        for record in records:
+            after = record.seq
+            logs.log_event(
+                kind=record.kind, subject=record.subject, payload=dict(record.payload), at=record.at
+            )
+        if stopping and not records:
+            return
+        if not records:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=_TELL_EVERY_S)
