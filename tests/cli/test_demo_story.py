@@ -25,7 +25,10 @@ def test_each_incident_story_lists_its_stages_in_time_order() -> None:
         stage_lines = [
             line for line in block.splitlines()[1:] if not line.strip().startswith("notified")
         ]
-        times = sorted(incident[key] for key in STAGE_KEYS if incident.get(key) is not None)
+        times = [incident[key] for key in STAGE_KEYS if incident.get(key) is not None]
+        if incident["waited_for"]:  # it waited for another's fix: told at its decision
+            times.append(incident["decided_s"])
+        times.sort()
         assert [line.split()[0] for line in stage_lines] == [format_duration(t) for t in times]
         onset = next(i for i, line in enumerate(stage_lines) if "trouble begins" in line)
         opened = next(i for i, line in enumerate(stage_lines) if "incident opened" in line)

@@ -128,7 +128,8 @@ def _evaluate(metrics: MetricsQuery, check: Mapping[str, Any], *, at: float) -> 
     verdict = Verdict.FAILED if bad else Verdict.PASSED
     detail = (
         ", ".join(
-            f"{name} = {value:.4g} (wanted {check['op']} {check['threshold']:g})"
+            f"{name + ' = ' if name else ''}{value:.4g} (wanted {check['op']} "
+            f"{check['threshold']:g})"
             for name, value in bad.items()
         )
         if bad
@@ -138,6 +139,9 @@ def _evaluate(metrics: MetricsQuery, check: Mapping[str, Any], *, at: float) -> 
 
 
 def _series_name(labels: Mapping[str, str]) -> str:
+    """A series' labels as PromQL writes them; "" for a query that aggregated them all away."""
+    if not labels:
+        return ""
     return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 

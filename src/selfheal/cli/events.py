@@ -38,6 +38,11 @@ def describe(  # noqa: PLR0911 - one return per kind of record reads best
         return f"incident {subject} -> [{colour}]{payload.get('to')}[/] ({payload.get('reason')})"
     if kind == "notification.recorded":
         return f"[yellow]notified {payload.get('channel', 'on-call')}[/]"
+    if kind == "remediation.waiting":
+        return (
+            f"incident {subject} waits: {payload.get('waiting_for')} is already remediating "
+            "the same target"
+        )
     if kind == "budget.charged":
         return f"budget charged {payload.get('amount'):.2f} {payload.get('currency')}"
     return None
@@ -76,7 +81,11 @@ def _step(subject: str, payload: dict[str, Any]) -> str:
         )
     elif kind == "notify":
         detail = str(output.get("message", ""))
+    elif kind == "incident.escalate":
+        detail = f"escalated: {output.get('reason', '')}"
+    elif kind == "approval.wait" and not failed:
+        detail = "approved by " + ", ".join(str(who) for who in output.get("approved_by", []))
     if failed and result.get("error"):
         detail = f"{detail} - {result['error']}" if detail else str(result["error"])
     compensation = " (compensation)" if result.get("compensation") else ""
-    return f"step {step}{compensation} {mark}: {detail}"
+    return f"step {step}{compensation} {mark}" + (f": {detail}" if detail else "")

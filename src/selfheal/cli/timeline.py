@@ -86,7 +86,11 @@ def live_printer(console: Console) -> Callable[[float, str, str, dict[str, Any]]
     def show(at: float, kind: str, subject: str, payload: dict[str, Any]) -> None:
         line = events.describe(kind, subject, payload)
         if line is not None:
-            console.print(f"[dim]{format_duration(max(0.0, at)):>7}[/]  {line}", highlight=False)
+            console.print(
+                f"[dim]{format_duration(max(0.0, at)):>7}[/]  {line}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
     return show
 
@@ -95,16 +99,15 @@ def print_demo(console: Console, result: dict[str, Any]) -> None:
     """The closed loop's story: each incident's stages, then the SLO against the baseline."""
     console.print(
         f"[bold]{result['scenario']}[/] on the built-in twin at {result['speed']:g}x "
-        f"({format_duration(result['duration_s'])} of scenario time)\n"
+        f"({format_duration(result['duration_s'])} of scenario time)\n",
+        soft_wrap=True,
     )
     for incident in result["incidents"]:
         console.print(
             f"[bold]{incident['alert']}[/] (incident {incident['id']}, "
-            f"{incident['alert_count']} alert(s)) -> [cyan]{incident['state']}[/]"
+            f"{incident['alert_count']} alert(s)) -> [cyan]{incident['state']}[/]",
+            soft_wrap=True,
         )
-        table = Table(show_edge=False, show_header=False, box=None, padding=(0, 2))
-        table.add_column(justify="right")
-        table.add_column()
         stages = [
             (incident[key], label)
             for label, key in (
@@ -116,16 +119,21 @@ def print_demo(console: Console, result: dict[str, Any]) -> None:
             )
             if incident.get(key) is not None
         ]
+        if incident.get("waited_for") and incident.get("decided_s") is not None:
+            stages.append((incident["decided_s"], "waited"))
         # In time order: an anomaly watch can open the incident while the load is still
         # ramping, before the twin's ground-truth onset (the first throttled period).
         for at, label in sorted(stages, key=lambda stage: stage[0]):
-            table.add_row(format_duration(at), _stage_text(label, incident))
-        console.print(table)
+            console.print(
+                f"  {format_duration(at):>7}  {_stage_text(label, incident)}", soft_wrap=True
+            )
         for notification in incident["notifications"]:
             console.print(
-                f"    [yellow]notified {notification['channel']}[/]: {notification['message']}"
+                f"    [yellow]notified {notification['channel']}[/]: {notification['message']}",
+                soft_wrap=True,
             )
         console.print()
+    _print_remediation_summary(console, result)
     if result["mode"] != "enforce":
         console.print(
             f"[bold]{result['mode']} mode[/]: {result['actions_taken']} actions taken; "
@@ -150,10 +158,48 @@ def print_demo(console: Console, result: dict[str, Any]) -> None:
     )
 
 
-def _stage_text(stage: str, incident: dict[str, Any]) -> str:
+def _print_remediation_summary(console: Console, result: dict[str, Any]) -> None:
+    """Which incidents acted, which waited for another's fix, and who approved what."""
+    chose = [i for i in result["incidents"] if i["plans"] and not i["deny"]]
+    waited = [i for i in chose if i.get("waited_for")]
+    if len(chose) > 1 and waited:
+        ran = len(chose) - len(waited)
+        console.print(
+            f"{len(chose)} incidents chose a remediation: {ran} ran one, {len(waited)} waited "
+            "because another incident was already remediating the same target.",
+            soft_wrap=True,
+        )
+    for approval in result.get("approvals", []):
+        verdicts = approval["verdicts"]
+        if verdicts:
+            who = "; ".join(
+                f"{'approved' if v['approve'] else 'denied'} by {v['by']} at "
+                f"{format_duration(v['at_s'])}" + (f" ({v['reason']})" if v["reason"] else "")
+                for v in verdicts
+            )
+        else:
+            who = f"no answer: {approval['outcome'] or 'still waiting'}"
+        console.print(
+            f"Approval of {approval['runbook']} for incident {approval['incident']}: {who}.",
+            soft_wrap=True,
+        )
+    if waited or result.get("approvals"):
+        console.print()
+
+
+def _stage_text(stage: str, incident: dict[str, Any]) -> str:  # noqa: PLR0911 - a return per stage
     if stage == "onset":
         return "trouble begins (ground truth from the twin)"
+    if stage == "waited":
+        return f"waited: incident {incident['waited_for']} was already remediating the target"
     if stage == "detected":
+        onset, detected = incident.get("onset_s"), incident["detected_s"]
+        if onset is not None and detected < onset:
+            return (
+                f"{incident['alert']} firing: incident opened "
+                f"{format_duration(onset - detected)} before the ground-truth onset "
+                "(the anomaly watch saw the change building)"
+            )
         return f"{incident['alert']} firing: incident opened"
     if stage == "decided":
         if incident["deny"]:

@@ -97,6 +97,12 @@ class Decider:
             self._escalation.escalate(incident, "; ".join(decision.deny), at=at)
         elif decision.plans and (busy := self._busy_with(incident)) is not None:
             self.waiting[incident.id] = busy
+            self._store.audit.append(
+                "remediation.waiting",
+                incident.id,
+                {"waiting_for": busy, "runbook": decision.plans[0].runbook},
+                at=at,
+            )
             self._incidents.move(
                 incident.id,
                 IncidentState.OPEN,

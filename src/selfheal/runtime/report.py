@@ -23,6 +23,10 @@ def incident_reports(store: Store, *, epoch: float) -> list[dict[str, Any]]:
         for record in store.audit.records()
         if record.kind == "incident.state" and record.payload.get("to") == "escalated"
     }
+    waited_for = {
+        record.subject: str(record.payload.get("waiting_for"))
+        for record in store.audit.records(kind="remediation.waiting")
+    }
     # The policy's first decision on each incident (a guardrail refusal, recorded as a later
     # decision without plans, does not hide what the policy chose) and its latest run.
     decisions = {record.incident_id: record for record in reversed(store.decisions.list())}
@@ -74,6 +78,8 @@ def incident_reports(store: Store, *, epoch: float) -> list[dict[str, Any]]:
                 "verified": verify is not None and verify.status is ActionStatus.SUCCEEDED,
                 "rolled_back": rolled_back,
                 "escalated": incident.id in escalated_ids,
+                # Another incident was remediating the same target: this one waited for it.
+                "waited_for": waited_for.get(incident.id),
                 "notifications": notifications,
                 "workflow_id": run.workflow_id if run is not None else None,
             }
