@@ -5,7 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean
+# Tests run in parallel: most of their time is the twin's scenario clock, not the CPU.
+TEST_WORKERS ?= 4
+
+.PHONY: install demo test test-slow lint bench clean
 
 install: $(STAMP)
 
@@ -18,7 +21,10 @@ demo: install
 	$(BIN)/selfheal demo
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+test-slow: install
+	$(BIN)/python -m pytest -n 2 -m slow
 
 lint: install
 	$(BIN)/ruff check src tests

@@ -109,7 +109,7 @@ def kubectl_json(
 
 
 def selfheal(
-    *args: str, timeout: float = 120.0, cwd: Path | None = None
+    *args: str, timeout: float = 900.0, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `selfheal ARGS` as a user would, in a subprocess, capturing its output."""
     return subprocess.run(
@@ -122,7 +122,7 @@ def selfheal(
     )
 
 
-def demo_report(*args: str, timeout: float = 280.0) -> dict[str, Any]:
+def demo_report(*args: str, timeout: float = 1200.0) -> dict[str, Any]:
     """Run `selfheal demo --json ARGS` as a user would, in a subprocess; its JSON report."""
     result = selfheal("demo", "--json", *args, timeout=timeout)
     assert result.returncode == 0, result.stderr

@@ -453,7 +453,6 @@ def _rfc3339(moment: datetime.datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@pytest.mark.timeout(90)
 def test_a_real_alertmanager_notifies_the_served_app_of_firing_and_resolved(
     tmp_path: Path, sinks: RecordingSinks
 ) -> None:

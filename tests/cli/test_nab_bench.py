@@ -28,12 +28,13 @@ GOALS = {"standard": 75.0, "reward_low_FP_rate": 70.0, "reward_low_FN_rate": 80.
 
 
 def bench_json(*args: str) -> dict[str, Any]:
-    result = selfheal("bench", "nab", *args, "--json", timeout=600)
+    result = selfheal("bench", "nab", *args, "--json", timeout=1800)
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report
 
 
+@pytest.mark.slow
 @needs_nab
 def test_bench_nab_scores_a_detector_and_writes_nab_result_files(tmp_path: Path) -> None:
     """`bench nab --json` prints scores, thresholds, cost and memory; CSVs are written."""
@@ -58,6 +59,7 @@ def test_bench_nab_scores_a_detector_and_writes_nab_result_files(tmp_path: Path)
     assert header == "timestamp,value,anomaly_score,label"
 
 
+@pytest.mark.slow
 @needs_nab
 def test_the_default_detector_beats_the_goals_on_the_development_corpus() -> None:
     """With no --detector, the default scores above 75 / 70 / 80, cross-validated too.

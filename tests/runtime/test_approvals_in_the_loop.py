@@ -15,13 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from selfheal.domain.errors import TemporaryError
 from selfheal.domain.model import IncidentState
 from selfheal.store import open_store
-
-pytestmark = pytest.mark.timeout(300)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale"
 

@@ -13,9 +13,6 @@ import pytest
 
 from support import demo_report
 
-pytestmark = pytest.mark.timeout(240)
-
-
 # 20 scenario seconds per real second: a 10-minute scenario in about 30 s, with 50 ms of
 # real time (a slow fsync, a busy CI core) costing only 1 scenario second of the budgets.
 SPEED = "20"

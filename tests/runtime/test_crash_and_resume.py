@@ -29,7 +29,6 @@ from selfheal.twin import scenario, server
 
 from support import wait_until
 
-pytestmark = pytest.mark.timeout(240)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale"
 SPEED = 10.0
 

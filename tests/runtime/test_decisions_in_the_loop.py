@@ -16,7 +16,6 @@ from selfheal.runtime.settings import BudgetSettings, load_settings
 from selfheal.telemetry.scrape import Target
 from selfheal.twin import scenario, server
 
-pytestmark = pytest.mark.timeout(120)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale" / "selfheal.yaml"
 
 

@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.timeout(420)
-
 
 def require_stack() -> None:
     missing = [

@@ -20,7 +20,6 @@ from selfheal.twin import scenario, server
 
 from support import wait_until
 
-pytestmark = pytest.mark.timeout(120)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale" / "selfheal.yaml"
 
 

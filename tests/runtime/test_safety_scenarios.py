@@ -17,8 +17,6 @@ from selfheal.store import open_store
 
 from support import demo_report
 
-pytestmark = pytest.mark.timeout(300)
-
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 

@@ -58,6 +58,7 @@ def test_flash_sale_is_within_the_slo_before_the_surge() -> None:
     assert simulation.peak_throttling < 0.1
 
 
+@pytest.mark.slow
 def test_steady_day_never_breaches_the_slo() -> None:
     """A whole day of diurnal load with noise and no fault never breaches."""
     summary = report.summarize(run("steady"))
