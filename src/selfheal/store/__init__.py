@@ -18,6 +18,7 @@ from selfheal.store import (
     budget_ledger,
     database,
     decisions,
+    inbox,
     incidents,
     notifications,
     schema,
@@ -28,19 +29,24 @@ from selfheal.store.audit import AuditLog, AuditRecord, ChainReport, canonical_j
 from selfheal.store.budget_ledger import LedgerEntry, day_of
 from selfheal.store.database import Store, open_store
 from selfheal.store.decisions import DecisionRecord
+from selfheal.store.inbox import AlertStateChange, InboxEntry, InboxFull
 from selfheal.store.incidents import Arrival
 from selfheal.store.notifications import NotificationRecord
 from selfheal.store.rows import RecordNotFound
-from selfheal.store.workflow_runs import RunStatus, WorkflowRun
+from selfheal.store.workflow_runs import IncidentMove, RunStatus, WorkflowRun
 
 __all__ = [
     "ActionRecord",
     "ActionStatus",
+    "AlertStateChange",
     "Arrival",
     "AuditLog",
     "AuditRecord",
     "ChainReport",
     "DecisionRecord",
+    "InboxEntry",
+    "InboxFull",
+    "IncidentMove",
     "LedgerEntry",
     "NotificationRecord",
     "RecordNotFound",
@@ -54,6 +60,7 @@ __all__ = [
     "database",
     "day_of",
     "decisions",
+    "inbox",
     "incidents",
     "notifications",
     "open_store",

@@ -42,6 +42,8 @@ GENESIS_HASH = "0" * schema.HASH_LENGTH
 
 # Rows fetched per round trip when verifying: bounded memory for any length of chain.
 _VERIFY_BATCH = 1000
+# Where a write transaction keeps the chain head it loaded (Session.info).
+_HEAD = "selfheal.audit_head"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +69,24 @@ class ChainReport:
     reason: str
 
 
+class Canonical(dict[str, Any]):
+    """A JSON object read back from canonical JSON: its keys are strings, all the way down.
+
+    Key checks skip it, so a large document written to a table and then into its audit
+    record (a decision's input) is checked once, not twice.
+    """
+
+
 def canonical_json(value: Any) -> str:
     """The canonical text of a JSON value (see the module docstring)."""
+    _check_keys(value)
     return json.dumps(
-        _plain(value),
+        value,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
         allow_nan=False,
+        default=_as_json,
     )
 
 
@@ -92,32 +104,52 @@ def record_hash(
     return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
 
 
+def _hash_with_payload_text(
+    *, seq: int, at: float, kind: str, subject: str, payload_text: str, prev_hash: str
+) -> str:
+    """`record_hash`, given the payload's canonical text: the same bytes, built directly.
+
+    The document's keys in canonical (sorted) order are at, kind, payload, prev_hash, seq,
+    subject; writing them around the payload's text saves serializing a large payload
+    again for every record of a storm. A test holds it to `record_hash`.
+    """
+    text = (
+        f'{{"at":{json.dumps(_time(at))},"kind":{_string(kind)},"payload":{payload_text},'
+        f'"prev_hash":{_string(prev_hash)},"seq":{int(seq)},"subject":{_string(subject)}}}'
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def append_in(
     session: Session, *, kind: str, subject: str, payload: Mapping[str, Any], at: float
 ) -> AuditRecord:
-    """Append a record inside a write transaction that already holds the write lock."""
-    head = session.get(schema.AuditHeadRow, schema.HEAD_ID)
+    """Append a record inside a write transaction that already holds the write lock.
+
+    The row is not flushed here: a transaction that appends many records (a storm's
+    decisions) writes them all at its commit in one batch, in the order they were appended.
+    """
+    head = session.info.get(_HEAD)
     if head is None:
-        raise PermanentError(
-            "the audit chain head is missing, so no record can be appended; "
-            "run `selfheal audit verify` and restore the store from a backup"
-        )
+        head = session.get(schema.AuditHeadRow, schema.HEAD_ID)
+        if head is None:
+            raise PermanentError(
+                "the audit chain head is missing, so no record can be appended; "
+                "run `selfheal audit verify` and restore the store from a backup"
+            )
+        session.info[_HEAD] = head
     # Store exactly what is hashed: tuples become lists, enums their values, and so on.
-    stored: dict[str, Any] = json.loads(canonical_json(_object(payload)))
+    text = canonical_json(_object(payload))
+    stored: dict[str, Any] = json.loads(text)
+    seq = head.seq + 1
     record = AuditRecord(
-        seq=head.seq + 1,
+        seq=seq,
         at=_time(at),
         kind=kind,
         subject=subject,
         payload=stored,
         prev_hash=head.hash,
-        hash=record_hash(
-            seq=head.seq + 1,
-            at=at,
-            kind=kind,
-            subject=subject,
-            payload=stored,
-            prev_hash=head.hash,
+        hash=_hash_with_payload_text(
+            seq=seq, at=at, kind=kind, subject=subject, payload_text=text, prev_hash=head.hash
         ),
     )
     session.add(
@@ -132,7 +164,6 @@ def append_in(
         )
     )
     head.seq, head.hash = record.seq, record.hash
-    session.flush()
     return record
 
 
@@ -307,23 +338,33 @@ def _object(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     return payload
 
 
-def _plain(value: Any) -> Any:
-    """The plain JSON value of `value`: only dict, list, str, int, float, bool and None."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
+def _string(value: str) -> str:
+    return json.dumps(str.__str__(value), ensure_ascii=False)
+
+
+def _as_json(value: Any) -> Any:
+    """What `json.dumps` cannot write itself: other mappings as objects; nothing else."""
     if isinstance(value, Mapping):
-        plain: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"JSON object keys are strings, not {type(key).__name__}")
-            plain[str.__str__(key)] = _plain(item)
-        return plain
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        return dict(value)
     raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _check_keys(value: Any) -> None:
+    """Refuse a mapping with a key that is not a string anywhere in `value`.
+
+    JSON would write an integer key as a string, and sort it as an integer first: the text
+    would not read back to the same canonical form, so no such key is accepted.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is Canonical:
+            continue
+        if isinstance(item, Mapping):
+            for key, member in item.items():
+                if type(key) is not str and not isinstance(key, str):
+                    raise TypeError(f"JSON object keys are strings, not {type(key).__name__}")
+                if isinstance(member, Mapping | list | tuple):
+                    stack.append(member)
+        elif isinstance(item, list | tuple):
+            stack.extend(member for member in item if isinstance(member, Mapping | list | tuple))

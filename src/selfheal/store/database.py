@@ -39,6 +39,7 @@ from selfheal.store import (
     audit,
     budget_ledger,
     decisions,
+    inbox,
     incidents,
     migrations,
     notifications,
@@ -71,6 +72,13 @@ class Store:
             else engine
         )
         self._gate: threading.RLock | None = threading.RLock() if shared_connection else None
+        # SQLite lets one writer in at a time and makes the others poll with growing sleeps
+        # (its busy handler), so a short write can wait far longer than the one before it.
+        # Writers of this process queue on a lock instead and go in as soon as it is free;
+        # other processes (the CLI's approve, say) still wait on SQLite's busy timeout.
+        self._write_turn: threading.Lock | None = (
+            threading.Lock() if self.dialect == "sqlite" and not shared_connection else None
+        )
         self.audit = audit.AuditLog(self)
         self.incidents = incidents.Incidents(self)
         self.decisions = decisions.Decisions(self)
@@ -79,6 +87,7 @@ class Store:
         self.notifications = notifications.Notifications(self)
         self.budget = budget_ledger.BudgetLedger(self)
         self.approvals = approvals.Approvals(self)
+        self.inbox = inbox.Inbox(self)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -88,6 +97,7 @@ class Store:
         """
         with (
             self._serialized(),
+            self._write_turn or nullcontext(),
             _translated(),
             Session(self._writer) as session,
             session.begin(),

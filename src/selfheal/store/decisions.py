@@ -6,15 +6,16 @@ output), so the record of why nothing ran sits beside the record of what the pol
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from selfheal.domain.model import Decision, IncidentId, Plan
+from selfheal.domain.model import Decision, IncidentId, IncidentState, Plan
 from selfheal.store import audit, schema
+from selfheal.store.incidents import prefetch_in, set_state_in
 from selfheal.store.rows import to_json
 
 if TYPE_CHECKING:
@@ -53,6 +54,37 @@ class Decisions:
         with self._store.write() as session:
             return record_in(session, decision)
 
+    def record_many(
+        self,
+        decisions: Sequence[Decision],
+        *,
+        moves: Sequence[tuple[IncidentId, IncidentState, str]] = (),
+        allowed_from: Collection[IncidentState] = (),
+        at: float,
+    ) -> None:
+        """Store decisions, and the incident moves they settle, in one transaction.
+
+        A storm's decisions cost one transaction, not one per incident; a move applies only
+        to an incident still in one of `allowed_from` (see `Incidents.set_state`).
+        """
+        with self._store.write() as session:
+            prefetch_in(session, [incident_id for incident_id, _, _ in moves])
+            rows = [_row(decision) for decision in decisions]
+            session.add_all(rows)
+            session.flush()  # one batch insert gives every row its id
+            with session.no_autoflush:
+                for decision, row in zip(decisions, rows, strict=True):
+                    _audit_in(session, decision, row)
+                for incident_id, state, reason in moves:
+                    set_state_in(
+                        session,
+                        incident_id,
+                        state,
+                        at=at,
+                        reason=reason,
+                        allowed_from=allowed_from,
+                    )
+
     def list(self, *, incident_id: IncidentId | None = None) -> tuple[DecisionRecord, ...]:
         """Decisions in the order they were made, optionally only one incident's."""
         query = select(schema.DecisionRow).order_by(
@@ -66,7 +98,15 @@ class Decisions:
 
 def record_in(session: Session, decision: Decision) -> int:
     """`Decisions.record` inside a write transaction the caller holds."""
-    row = schema.DecisionRow(
+    row = _row(decision)
+    session.add(row)
+    session.flush()
+    _audit_in(session, decision, row)
+    return int(row.id)
+
+
+def _row(decision: Decision) -> schema.DecisionRow:
+    return schema.DecisionRow(
         incident_id=decision.incident_id,
         policy_input=to_json(decision.policy_input),
         policy_output=to_json(decision.policy_output),
@@ -76,8 +116,9 @@ def record_in(session: Session, decision: Decision) -> int:
         requires_approval=decision.requires_approval,
         decided_at=decision.decided_at,
     )
-    session.add(row)
-    session.flush()
+
+
+def _audit_in(session: Session, decision: Decision, row: schema.DecisionRow) -> None:
     payload = {
         "decision_id": row.id,
         "bundle_hash": row.bundle_hash,
@@ -94,7 +135,6 @@ def record_in(session: Session, decision: Decision) -> int:
         payload=payload,
         at=decision.decided_at,
     )
-    return int(row.id)
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:

@@ -7,7 +7,7 @@ inside the serialized write transaction, and the partial unique index
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,8 +39,71 @@ def open_or_join_in(
     session: Session, arrival: Arrival, *, at: float, incident_id: IncidentId | None = None
 ) -> tuple[Incident, bool]:
     """`Incidents.open_or_join` inside a write transaction the caller holds."""
+    incident, joined, _ = _open_or_join_known(
+        session,
+        arrival,
+        at=at,
+        incident_id=incident_id,
+        open_row=session.scalar(_open_query(arrival.fingerprint)),
+        count=None,
+    )
+    return incident, joined
+
+
+def open_or_join_all_in(
+    session: Session, arrivals: Sequence[Arrival], *, at: float
+) -> list[tuple[Incident, bool]]:
+    """`open_or_join_in` for many arrivals, with two queries in all instead of two each.
+
+    The open incidents of every fingerprint in the batch, and how many incidents each
+    fingerprint had, are read once; the rest happens in memory and is written at commit.
+    """
+    fingerprints = list(dict.fromkeys(arrival.fingerprint for arrival in arrivals))
+    open_rows: dict[str, schema.IncidentRow] = {}
+    counts: dict[str, int] = {}
+    with session.no_autoflush:
+        for chunk in _chunks(fingerprints):
+            for row in session.scalars(
+                select(schema.IncidentRow).where(
+                    schema.IncidentRow.fingerprint.in_(chunk),
+                    schema.IncidentRow.state != IncidentState.RESOLVED.value,
+                )
+            ):
+                open_rows[row.fingerprint] = row
+            query = (
+                select(schema.IncidentRow.fingerprint, func.count())
+                .where(schema.IncidentRow.fingerprint.in_(chunk))
+                .group_by(schema.IncidentRow.fingerprint)
+            )
+            counts.update({str(fp): int(n) for fp, n in session.execute(query)})
+        results = []
+        for arrival in arrivals:
+            incident, joined, row = _open_or_join_known(
+                session,
+                arrival,
+                at=at,
+                incident_id=None,
+                open_row=open_rows.get(arrival.fingerprint),
+                count=counts.get(arrival.fingerprint, 0),
+            )
+            if not joined:
+                open_rows[arrival.fingerprint] = row
+                counts[arrival.fingerprint] = counts.get(arrival.fingerprint, 0) + 1
+            results.append((incident, joined))
+    return results
+
+
+def _open_or_join_known(
+    session: Session,
+    arrival: Arrival,
+    *,
+    at: float,
+    incident_id: IncidentId | None,
+    open_row: schema.IncidentRow | None,
+    count: int | None,
+) -> tuple[Incident, bool, schema.IncidentRow]:
     fingerprint = arrival.fingerprint
-    row = session.scalar(_open_query(fingerprint))
+    row = open_row
     if row is not None:
         row.alert_count += 1
         row.last_alert_at = row.updated_at = at
@@ -52,10 +115,11 @@ def open_or_join_in(
             "alert_labels": to_json(arrival.labels),
         }
         audit.append_in(session, kind="incident.joined", subject=row.id, payload=payload, at=at)
-        return incident_of(row), True
-    count = session.scalar(
-        select(func.count()).where(schema.IncidentRow.fingerprint == fingerprint)
-    )
+        return incident_of(row), True, row
+    if count is None:
+        count = session.scalar(
+            select(func.count()).where(schema.IncidentRow.fingerprint == fingerprint)
+        )
     target = arrival.target
     row = schema.IncidentRow(
         id=incident_id or f"{fingerprint}-{(count or 0) + 1}",
@@ -74,7 +138,6 @@ def open_or_join_in(
         last_alert_at=at,
     )
     session.add(row)
-    session.flush()
     payload = {
         "fingerprint": fingerprint,
         "alert_name": arrival.alert_name,
@@ -84,16 +147,22 @@ def open_or_join_in(
         "target": [row.target_kind, row.target_namespace, row.target_name],
     }
     audit.append_in(session, kind="incident.opened", subject=row.id, payload=payload, at=at)
-    return incident_of(row), False
+    return incident_of(row), False, row
 
 
 def set_state_in(
-    session: Session, incident_id: IncidentId, state: IncidentState, *, at: float, reason: str
+    session: Session,
+    incident_id: IncidentId,
+    state: IncidentState,
+    *,
+    at: float,
+    reason: str,
+    allowed_from: Collection[IncidentState] | None = None,
 ) -> Incident:
     """`Incidents.set_state` inside a write transaction the caller holds."""
     row = get_row(session, schema.IncidentRow, incident_id)
     current = IncidentState(row.state)
-    if current == state:
+    if current == state or (allowed_from is not None and current not in allowed_from):
         return incident_of(row)
     if current is IncidentState.RESOLVED:
         raise PermanentError(f"incident {incident_id} is resolved and cannot become {state}")
@@ -135,17 +204,44 @@ class Incidents:
     ) -> list[tuple[Incident, bool]]:
         """`open_or_join` for many alerts in one transaction, in order (an alert storm)."""
         with self._store.write() as session:
-            return [open_or_join_in(session, arrival, at=at) for arrival in arrivals]
+            return open_or_join_all_in(session, arrivals, at=at)
 
     def set_state(
-        self, incident_id: IncidentId, state: IncidentState, *, at: float, reason: str = ""
+        self,
+        incident_id: IncidentId,
+        state: IncidentState,
+        *,
+        at: float,
+        reason: str = "",
+        allowed_from: Collection[IncidentState] | None = None,
     ) -> Incident:
         """Move an incident to `state`; setting the state it is in changes nothing.
 
-        A resolved incident stays resolved: a new alert opens a new incident.
+        With `allowed_from`, an incident in any other state is left as it is; the check and
+        the move are one transaction, so a concurrent move cannot slip in between. A
+        resolved incident stays resolved: a new alert opens a new incident.
         """
         with self._store.write() as session:
-            return set_state_in(session, incident_id, state, at=at, reason=reason)
+            return set_state_in(
+                session, incident_id, state, at=at, reason=reason, allowed_from=allowed_from
+            )
+
+    def set_state_many(
+        self,
+        moves: Sequence[tuple[IncidentId, IncidentState, str]],
+        *,
+        at: float,
+        allowed_from: Collection[IncidentState],
+    ) -> list[Incident]:
+        """Several `set_state`s in one transaction; each incident as it is afterwards."""
+        with self._store.write() as session, session.no_autoflush:
+            prefetch_in(session, [incident_id for incident_id, _, _ in moves])
+            return [
+                set_state_in(
+                    session, incident_id, state, at=at, reason=reason, allowed_from=allowed_from
+                )
+                for incident_id, state, reason in moves
+            ]
 
     def get(self, incident_id: IncidentId) -> Incident:
         with self._store.read() as session:
@@ -156,6 +252,54 @@ class Incidents:
         with self._store.read() as session:
             row = session.get(schema.IncidentRow, incident_id)
             return None if row is None else incident_of(row)
+
+    def quiet(self, *, states: Collection[IncidentState]) -> tuple[Incident, ...]:
+        """Incidents in `states` that no sender's alert keeps firing, oldest first.
+
+        Read in one snapshot with the senders' alert states (`alert_states`), so an incident
+        opened with its firing alert in one transaction is never taken for quiet. The
+        caller still checks the alerts selfheal evaluates itself (rules, watches).
+        """
+        firing = select(schema.AlertStateRow.incident_key).where(
+            schema.AlertStateRow.incident_key == schema.IncidentRow.fingerprint,
+            schema.AlertStateRow.firing,
+        )
+        query = (
+            select(schema.IncidentRow)
+            .where(
+                schema.IncidentRow.state.in_([state.value for state in states]),
+                ~firing.exists(),
+            )
+            .order_by(schema.IncidentRow.opened_at, schema.IncidentRow.id)
+        )
+        with self._store.read() as session:
+            return tuple(incident_of(row) for row in session.scalars(query))
+
+    def find_many(self, incident_ids: Sequence[str]) -> dict[str, Incident]:
+        """The incidents with these ids that exist, by id."""
+        found: dict[str, Incident] = {}
+        with self._store.read() as session:
+            for chunk in _chunks(list(dict.fromkeys(incident_ids))):
+                query = select(schema.IncidentRow).where(schema.IncidentRow.id.in_(chunk))
+                found.update((row.id, incident_of(row)) for row in session.scalars(query))
+        return found
+
+    def undecided(self) -> tuple[Incident, ...]:
+        """Open incidents that no decision was recorded for, oldest first.
+
+        After a crash between opening an incident and deciding on it, these are the ones a
+        restart must still decide.
+        """
+        decided = select(schema.DecisionRow.id).where(
+            schema.DecisionRow.incident_id == schema.IncidentRow.id
+        )
+        query = (
+            select(schema.IncidentRow)
+            .where(schema.IncidentRow.state == IncidentState.OPEN.value, ~decided.exists())
+            .order_by(schema.IncidentRow.opened_at, schema.IncidentRow.id)
+        )
+        with self._store.read() as session:
+            return tuple(incident_of(row) for row in session.scalars(query))
 
     def open_for(self, fingerprint: Fingerprint) -> Incident | None:
         with self._store.read() as session:
@@ -188,6 +332,27 @@ class Incidents:
         order = (schema.IncidentRow.opened_at, schema.IncidentRow.id)
         with self._store.read() as session:
             return tuple(incident_of(row) for row in session.scalars(query.order_by(*order)))
+
+
+def prefetch_in(session: Session, incident_ids: Sequence[str]) -> None:
+    """Load these incidents into the session at once, so each later lookup costs no query.
+
+    The rows are held in `session.info` for the transaction's life: the session's identity
+    map only keeps objects something else refers to.
+    """
+    held: list[schema.IncidentRow] = session.info.setdefault(_PREFETCHED, [])
+    for chunk in _chunks(list(dict.fromkeys(incident_ids))):
+        held += session.scalars(
+            select(schema.IncidentRow).where(schema.IncidentRow.id.in_(chunk))
+        ).all()
+
+
+_PREFETCHED = "selfheal.prefetched_incidents"
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    """`items` in slices small enough for any database's limit on query parameters."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _open_query(fingerprint: str) -> Select[schema.IncidentRow]:

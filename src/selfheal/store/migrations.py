@@ -14,16 +14,18 @@ from sqlalchemy import Engine, inspect, text
 _ADDED_COLUMNS = (
     ("notifications", "key", "VARCHAR(512)"),
     ("budget_ledger", "key", "VARCHAR(512)"),
+    ("inbox", "urgent", "BOOLEAN DEFAULT 0"),
 )
 
 
 def upgrade(engine: Engine) -> None:
     """Add the columns (and their unique indexes) a store made earlier lacks."""
     inspector = inspect(engine)
+    tables = set(inspector.get_table_names())
     missing = [
         (table, column, sql_type)
         for table, column, sql_type in _ADDED_COLUMNS
-        if column not in {c["name"] for c in inspector.get_columns(table)}
+        if table in tables and column not in {c["name"] for c in inspector.get_columns(table)}
     ]
     if not missing:
         return

@@ -22,8 +22,7 @@ class RecordNotFound(PermanentError):
 
 def to_json(value: Mapping[str, Any]) -> dict[str, Any]:
     """`value` as the plain JSON object the audit chain hashes (tuples as lists, and so on)."""
-    normalized: dict[str, Any] = json.loads(audit.canonical_json(value))
-    return normalized
+    return audit.Canonical(json.loads(audit.canonical_json(value)))
 
 
 _Row = TypeVar("_Row", bound=schema.Base)

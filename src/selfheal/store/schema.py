@@ -199,3 +199,52 @@ class BudgetLedgerRow(Base):
     created_at: Mapped[float] = mapped_column(Double)
     # The idempotency key of the step that charged it: a re-run finds its charge by it.
     key: Mapped[str | None] = mapped_column(String(512), unique=True)
+
+
+PENDING_INBOX = "processed_at IS NULL"
+
+
+class InboxRow(Base):
+    """An alert a sender handed over and was told was taken, waiting for the loop.
+
+    Written in the transaction that answers the sender, so an acknowledged alert survives
+    any crash; marked processed in the transaction that turns it into incident writes, so
+    it is counted once. `key` is a hash of the alert's content: a sender's retry of the
+    same alert is stored once.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        Index(
+            "ix_inbox_pending",
+            "id",
+            sqlite_where=text(PENDING_INBOX),
+            postgresql_where=text(PENDING_INBOX),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(HASH_LENGTH), unique=True)
+    source: Mapped[str] = mapped_column(String(64))
+    # About a known workload: taken before the rest, so a flood of alerts that name nothing
+    # to act on does not keep a fixable one waiting. An alert's labels do not change
+    # between its firing and its resolution, so each alert's own order is kept.
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    alert: Mapped[dict[str, Any]]
+    received_at: Mapped[float] = mapped_column(Double)
+    processed_at: Mapped[float | None] = mapped_column(Double, index=True)
+
+
+class AlertStateRow(Base):
+    """The latest state of each alert a sender told selfheal about (firing or resolved).
+
+    Which incidents still have a firing alert must survive a restart: without it, every
+    incident opened from a webhook would look quiet after one and be resolved.
+    """
+
+    __tablename__ = "alert_states"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_key: Mapped[str] = mapped_column(String(64), index=True)
+    firing: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[float] = mapped_column(Double)

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from selfheal.domain.errors import PermanentError
-from selfheal.domain.model import IncidentId, Outcome, WorkflowId
+from selfheal.domain.model import IncidentId, IncidentState, Outcome, WorkflowId
 from selfheal.store import audit, schema
+from selfheal.store.incidents import set_state_in
 from selfheal.store.rows import get_row, to_json
 
 if TYPE_CHECKING:
@@ -55,9 +57,16 @@ class WorkflowRuns:
         runbook: str,
         params: Mapping[str, Any],
         at: float,
+        incident_move: IncidentMove | None = None,
     ) -> tuple[WorkflowRun, bool]:
-        """Record a run as started; `False` (and the existing run) if this id already ran."""
+        """Record a run as started; `False` (and the existing run) if this id already ran.
+
+        With `incident_move`, the incident moves in the same transaction (when its state
+        allows), so a crash cannot leave a run without its incident's move or the reverse.
+        """
         with self._store.write() as session:
+            if incident_move is not None:
+                _move(session, incident_id, incident_move, at=at)
             existing = session.get(schema.WorkflowRunRow, workflow_id)
             if existing is not None:
                 return _run(existing), False
@@ -84,12 +93,18 @@ class WorkflowRuns:
         status: RunStatus,
         at: float,
         outcome: Outcome | None = None,
+        incident_move: IncidentMove | None = None,
     ) -> WorkflowRun:
-        """Record how a run ended. Finishing it again the same way changes nothing."""
+        """Record how a run ended. Finishing it again the same way changes nothing.
+
+        With `incident_move`, the run's incident moves in the same transaction.
+        """
         if status is RunStatus.RUNNING:
             raise ValueError("a run finishes with a final status, not 'running'")
         with self._store.write() as session:
             row = get_row(session, schema.WorkflowRunRow, workflow_id)
+            if incident_move is not None:
+                _move(session, IncidentId(row.incident_id), incident_move, at=at)
             wanted = (status.value, outcome.value if outcome else None)
             if row.status != RunStatus.RUNNING.value:
                 if (row.status, row.outcome) == wanted:
@@ -133,6 +148,21 @@ class WorkflowRuns:
         query = select(schema.WorkflowRunRow).order_by(schema.WorkflowRunRow.started_at)
         with self._store.read() as session:
             return tuple(_run(row) for row in session.scalars(query))
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentMove:
+    """An incident state change to make with a run's record, if the incident allows it."""
+
+    state: IncidentState
+    reason: str
+    allowed_from: frozenset[IncidentState]
+
+
+def _move(session: Session, incident_id: IncidentId, move: IncidentMove, *, at: float) -> None:
+    set_state_in(
+        session, incident_id, move.state, at=at, reason=move.reason, allowed_from=move.allowed_from
+    )
 
 
 def _run(row: schema.WorkflowRunRow) -> WorkflowRun:
