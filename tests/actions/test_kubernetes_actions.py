@@ -25,6 +25,9 @@ class Memo:
     def recall(self, key: str, name: str) -> Any:
         return self.values.get((key, name))
 
+    def recall_all(self, key: str) -> dict[str, Any]:
+        return {name: value for (owner, name), value in self.values.items() if owner == key}
+
     def remember(self, key: str, name: str, value: Any, *, kind: str, at: float) -> None:
         self.values[(key, name)] = value
 

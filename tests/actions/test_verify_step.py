@@ -31,6 +31,9 @@ class NoMemo:
     def recall(self, key: str, name: str) -> Any:
         return None
 
+    def recall_all(self, key: str) -> dict[str, Any]:
+        return {}
+
     def remember(self, key: str, name: str, value: Any, *, kind: str, at: float) -> None:
         return None
 

@@ -49,8 +49,8 @@ def test_a_page_says_when_it_runs_what_it_does_how_it_rolls_back_and_its_limits(
     assert "confident\naffordable" not in page  # conditions are the rule's own, in order
     assert "wants_scale_up\nconfident\ntarget_known" in page
     assert "2. `scale` (kubernetes.scale)" in page
-    assert "on failure: rollback, page, escalate" in page
-    assert "- `rollback` (kubernetes.scale)" in page
+    assert "on failure: rollback, refund, page, escalate" in page
+    assert "- `rollback` (kubernetes.restore_replicas)" in page
     assert "- circuit breaker: 2 failures in 3600 s" in page
     assert "Mode: **enforce**" in page
 

@@ -1,6 +1,6 @@
 """Approvals in the closed loop: a risky plan waits for a person, durably, on the record.
 
-The flash-sale example with its plan marked high risk, so the policy returns
+The flash-sale example with its scale-up runbook declared high risk, so the policy returns
 `requires_approval`: the runbook starts with an `approval.wait` step. Approved through
 `selfheal approve --as`, it scales; left alone, it is denied at the timeout and escalated.
 """
@@ -23,15 +23,13 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale"
 
 
 def risky_example(root: Path, *, timeout: str) -> Path:
-    """A copy of the example whose scale-up plan is high risk, approvals timing out as given."""
+    """A copy of the example whose scale-up runbook is high risk, approvals timing out as given."""
     example = root / "example"
     shutil.copytree(EXAMPLE, example)
-    policy = example / "policies" / "remediation.rego"
-    text = policy.read_text(encoding="utf-8")
-    assert 'default risk := "medium"' in text
-    policy.write_text(
-        text.replace('default risk := "medium"', 'default risk := "high"'), encoding="utf-8"
-    )
+    runbook = example / "runbooks" / "scale-up.yaml"
+    text = runbook.read_text(encoding="utf-8")
+    assert text.startswith("name: scale-up\n")
+    runbook.write_text(text.replace("name: scale-up\n", "name: scale-up\nrisk: high\n", 1))
     config = example / "selfheal.yaml"
     config.write_text(
         config.read_text(encoding="utf-8") + f"approvals:\n  timeout: {timeout}\n",

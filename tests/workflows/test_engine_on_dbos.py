@@ -26,6 +26,9 @@ class RecordingObserver:
     def recall(self, key: str, name: str) -> Any:
         return self.memo.get((key, name))
 
+    def recall_all(self, key: str) -> dict[str, Any]:
+        return {name: value for (owner, name), value in self.memo.items() if owner == key}
+
     def remember(self, key: str, name: str, value: Any, *, kind: str, at: float) -> None:
         self.memo.setdefault((key, name), value)
 

@@ -123,11 +123,12 @@ deny contains reason if {
 	)
 }
 
-# A scale-up is medium risk unless the alert says otherwise: a rule may mark its workload's
-# scale-ups `risk: high` (examples/approval), and then a person approves them first.
+# A scale-up is as risky as its runbook says (input.runbooks, from the runbook's `risk`),
+# never as an alert's labels say: whoever sends an alert must not choose whether a person
+# is asked. The controller also raises a plan to its runbook's risk whatever this says.
 default risk := "medium"
 
-risk := input.incident.labels.risk if input.incident.labels.risk in {"low", "medium", "high"}
+risk := input.runbooks["scale-up"].risk if input.runbooks["scale-up"].risk in {"low", "medium", "high"}
 
 # A person approves anything risky before it runs.
 default requires_approval := false

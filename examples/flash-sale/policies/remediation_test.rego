@@ -37,7 +37,10 @@ throttling := {
 		"slo": {"p95_latency_seconds": 0.2},
 		"now": 1767225672.0,
 	},
-	"runbooks": {"scale-up": {"params": ["current_replicas", "deployment", "max_replicas", "namespace", "replicas"]}},
+	"runbooks": {"scale-up": {
+		"params": ["current_replicas", "deployment", "max_replicas", "namespace", "replicas"],
+		"risk": "medium",
+	}},
 }
 
 test_throttling_alert_plans_scale_up_to_five_replicas if {
@@ -135,19 +138,31 @@ test_scale_up_is_medium_risk_and_needs_no_approval if {
 	decision.requires_approval == false
 }
 
-test_risk_label_high_makes_the_scale_up_wait_for_approval if {
-	risky := json.patch(throttling, [{"op": "add", "path": "/incident/labels/risk", "value": "high"}])
+test_a_high_risk_runbook_makes_the_scale_up_wait_for_approval if {
+	risky := json.patch(throttling, [{"op": "replace", "path": "/runbooks/scale-up/risk", "value": "high"}])
 	decision := remediation with input as risky
 	some plan in decision.plans
 	plan.risk == "high"
 	decision.requires_approval == true
 }
 
-test_unknown_risk_label_falls_back_to_medium if {
-	odd := json.patch(throttling, [{"op": "add", "path": "/incident/labels/risk", "value": "extreme"}])
+test_an_alert_label_cannot_lower_the_risk_or_skip_the_approval if {
+	risky := json.patch(throttling, [
+		{"op": "replace", "path": "/runbooks/scale-up/risk", "value": "high"},
+		{"op": "add", "path": "/incident/labels/risk", "value": "low"},
+	])
+	decision := remediation with input as risky
+	some plan in decision.plans
+	plan.risk == "high"
+	decision.requires_approval == true
+}
+
+test_an_alert_label_cannot_raise_the_risk_either if {
+	odd := json.patch(throttling, [{"op": "add", "path": "/incident/labels/risk", "value": "high"}])
 	decision := remediation with input as odd
 	some plan in decision.plans
 	plan.risk == "medium"
+	decision.requires_approval == false
 }
 
 test_page_label_denies_so_a_person_is_called_and_plans_nothing if {

@@ -1,10 +1,13 @@
-"""Step types that record and escalate: `notify`, `budget.check`, `incident.escalate`, `wait`.
+"""Step types that record, charge and escalate: notify, the budget, escalation, wait.
 
 `budget.check` is the article's cost check made real: the extra replicas times the cost per
 replica-hour, for the rest of a day (24 h, the budget's period), against what is left of the
 daily budget. Within budget, the amount is charged to the ledger under the step's
 idempotency key (so a re-run charges once); over budget, the step fails and the runbook's
-compensation escalates.
+compensation escalates. `budget.refund`, in compensation, gives the charge back once the
+deployment is back to its replicas before the scale: nothing that costs is left running.
+`notify` can end its message with the target's state read back from the cluster, so a page
+says what is, not what the runbook meant to do.
 """
 
 from __future__ import annotations
@@ -12,19 +15,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from selfheal.actions.kubernetes_client import KubernetesCluster
 from selfheal.actions.ports import Budget, Incidents, Notifier
 from selfheal.domain.actions import ActionSpec, Invocation, StepFailed, StepType
-from selfheal.domain.errors import PermanentError
+from selfheal.domain.errors import PermanentError, SelfhealError
 from selfheal.formats.durations import parse_duration
 
 _HOURS_PER_BUDGET_PERIOD = 24.0
 
 
-def notify_action(notifier: Notifier) -> ActionSpec:
+def notify_action(notifier: Notifier, cluster: KubernetesCluster | None = None) -> ActionSpec:
     def run(params: Mapping[str, Any], invocation: Invocation) -> Mapping[str, Any]:
         channel = str(params.get("channel", "on-call"))
         message = str(params["message"])
         severity = str(params.get("severity", "warning"))
+        about = params.get("state_of")
+        if about is not None and cluster is not None:
+            # The page tells the target's state as the cluster has it now, not as the
+            # runbook hoped to leave it: what a person reads at 3 a.m. must be true.
+            message = f"{message.rstrip()} {_state_now(cluster, str(about))}"
         notification_id = notifier.notify(
             channel=channel,
             message=message,
@@ -38,11 +47,25 @@ def notify_action(notifier: Notifier) -> ActionSpec:
     return ActionSpec(
         StepType(
             "notify",
-            frozenset({"channel", "message", "severity"}),
+            frozenset({"channel", "message", "severity", "state_of"}),
             frozenset({"message"}),
-            "Record a notification for a channel (and deliver it to its webhook).",
+            "Record a notification for a channel (and deliver it to its webhook); with "
+            "`state_of: NAMESPACE/DEPLOYMENT`, the deployment's replicas read back now.",
+            lenient_templates=True,
         ),
         run,
+    )
+
+
+def _state_now(cluster: KubernetesCluster, about: str) -> str:
+    namespace, _, name = about.partition("/")
+    try:
+        state = cluster.deployment(namespace, name)
+    except SelfhealError as exc:
+        return f"Now: {about} could not be read ({exc})."
+    return (
+        f"Now: {about} has {state.replicas} replicas desired, {state.available} available "
+        "(read back for this message)."
     )
 
 
@@ -89,6 +112,44 @@ def budget_check_action(budget: Budget) -> ActionSpec:
             frozenset({"current_replicas", "replicas", "cost_per_replica_hour"}),
             frozenset({"current_replicas", "replicas"}),
             "Refuse to scale past the daily cost budget; charge the ledger when within.",
+        ),
+        run,
+    )
+
+
+def budget_refund_action(budget: Budget, cluster: KubernetesCluster) -> ActionSpec:
+    def run(params: Mapping[str, Any], invocation: Invocation) -> Mapping[str, Any]:
+        charged_by = str(params.get("charged_by", "budget"))
+        scaled_by = str(params.get("scaled_by", "scale"))
+        namespace, name = str(params["namespace"]), str(params["deployment"])
+        key = f"{invocation.workflow_id}/{charged_by}"
+        charged = budget.charged(key=key)
+        if not charged:
+            return {"refunded": 0.0, "summary": "nothing was charged"}
+        previous = invocation.recall_of(scaled_by, "previous_replicas")
+        if previous is not None:
+            now = cluster.deployment(namespace, name).replicas
+            if now > previous:
+                # The extra replicas are still there (the rollback failed): they still cost.
+                return {
+                    "refunded": 0.0,
+                    "summary": f"{name} still has {now} replicas (had {previous}): charge kept",
+                }
+        refunded = budget.refund(
+            key=key,
+            reason=f"refund: {name} is back to what it had",
+            incident=invocation.incident,
+            at=invocation.clock.now(),
+        )
+        return {"refunded": refunded, "summary": f"refunded {refunded:.2f}"}
+
+    return ActionSpec(
+        StepType(
+            "budget.refund",
+            frozenset({"charged_by", "scaled_by", "namespace", "deployment"}),
+            frozenset({"namespace", "deployment"}),
+            "Refund a budget step's charge once the deployment is back to its replicas "
+            "before the scale (compensation).",
         ),
         run,
     )

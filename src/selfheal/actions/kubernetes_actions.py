@@ -1,8 +1,11 @@
-"""Step types that act on Kubernetes workloads: `kubernetes.scale`, `kubernetes.wait_available`.
+"""Step types that act on Kubernetes workloads.
 
-Both are idempotent. `kubernetes.scale` records the replica count it found in the step's
-durable memo *before* patching, so a re-run after a crash still knows what to roll back to
-and does not patch a deployment that is already at the wanted size.
+`kubernetes.scale`, `kubernetes.restore_replicas`, `kubernetes.wait_available`; all are
+idempotent. `kubernetes.scale` records the replica count it found in the step's durable
+memo *before* patching, so a re-run after a crash still knows what to roll back to and does
+not patch a deployment that is already at the wanted size. `kubernetes.restore_replicas`
+puts that count back, from whatever point the scale reached: a scale that never read the
+deployment never changed it, and there is nothing to restore.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from selfheal.actions.kubernetes_client import KubernetesCluster
 from selfheal.domain.actions import ActionSpec, Invocation, StepFailed, StepType
-from selfheal.domain.errors import PermanentError
+from selfheal.domain.errors import PermanentError, TemporaryError
 
 _POLL_S = 1.0  # scenario seconds between readiness checks
 
@@ -58,20 +61,68 @@ def scale_action(cluster: KubernetesCluster) -> ActionSpec:
     )
 
 
+def restore_replicas_action(cluster: KubernetesCluster) -> ActionSpec:
+    def run(params: Mapping[str, Any], invocation: Invocation) -> Mapping[str, Any]:
+        namespace, name = str(params["namespace"]), str(params["deployment"])
+        scaled_by = str(params.get("scaled_by", "scale"))
+        previous = invocation.recall_of(scaled_by, "previous_replicas")
+        base = {"namespace": namespace, "deployment": name}
+        if previous is None:
+            return {
+                **base,
+                "changed": False,
+                "summary": f"nothing to restore: step {scaled_by!r} never read {name}",
+            }
+        current = cluster.deployment(namespace, name).replicas
+        if current != previous:
+            cluster.scale(namespace, name, int(previous))
+        return {
+            **base,
+            "restored_to": previous,
+            "found": current,
+            "changed": current != previous,
+            "summary": f"{name} set back to {previous} replicas (it had {current})"
+            if current != previous
+            else f"{name} already at its {previous} replicas",
+        }
+
+    return ActionSpec(
+        StepType(
+            "kubernetes.restore_replicas",
+            frozenset({"namespace", "deployment", "scaled_by"}),
+            frozenset({"namespace", "deployment"}),
+            "Put back the replicas a scale step found before it changed them (compensation).",
+        ),
+        run,
+    )
+
+
 def wait_available_action(cluster: KubernetesCluster) -> ActionSpec:
     def run(params: Mapping[str, Any], invocation: Invocation) -> Mapping[str, Any]:
         namespace, name = str(params["namespace"]), str(params["deployment"])
         started = invocation.clock.now()
+        last_error = ""
         while True:
-            state = cluster.deployment(namespace, name)
-            wanted = _replicas(params) if "replicas" in params else state.replicas
-            if state.available >= wanted and state.updated >= min(wanted, state.replicas):
-                return {
-                    "available": state.available,
-                    "replicas": wanted,
-                    "waited_s": round(invocation.clock.now() - started, 3),
-                }
+            try:
+                state = cluster.deployment(namespace, name)
+            except TemporaryError as exc:
+                # The API failing now and then is no reason to give up the wait: keep
+                # polling until the step's deadline, and say so if it is reached.
+                state, last_error = None, str(exc)
+            if state is not None:
+                wanted = _replicas(params) if "replicas" in params else state.replicas
+                if state.available >= wanted and state.updated >= min(wanted, state.replicas):
+                    return {
+                        "available": state.available,
+                        "replicas": wanted,
+                        "waited_s": round(invocation.clock.now() - started, 3),
+                    }
             if invocation.time_left() <= 0:
+                if state is None:
+                    raise StepFailed(
+                        f"{name}: the Kubernetes API could not be read when the step timed "
+                        f"out ({last_error})"
+                    )
                 raise StepFailed(
                     f"{name}: {state.available}/{wanted} replicas available when the step "
                     "timed out",

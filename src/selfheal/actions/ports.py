@@ -57,6 +57,10 @@ class Budget(Protocol):
         """What was charged under `key`, or None."""
         ...
 
+    def refund(self, *, key: str, reason: str, incident: Mapping[str, Any], at: float) -> float:
+        """Give back what was charged under `key`, once; what was refunded (0 if nothing)."""
+        ...
+
 
 class Incidents(Protocol):
     """Lifecycle changes an action may make to its incident."""

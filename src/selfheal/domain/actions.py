@@ -27,6 +27,9 @@ class StepType:
     params: frozenset[str]
     required: frozenset[str] = frozenset()
     description: str = ""
+    # Render a reference that cannot be resolved as "unknown" instead of failing the step:
+    # for messages to people (a page must go out even when what it mentions is missing).
+    lenient_templates: bool = False
 
 
 class StepFailed(SelfhealError):
@@ -41,6 +44,10 @@ class Memo(Protocol):
     """Durable per-step memory, keyed by the step's idempotency key."""
 
     def recall(self, key: str, name: str) -> Any: ...
+
+    def recall_all(self, key: str) -> Mapping[str, Any]:
+        """Everything remembered under `key` (empty if nothing)."""
+        ...
 
     def remember(self, key: str, name: str, value: Any, *, kind: str, at: float) -> None: ...
 
@@ -71,6 +78,10 @@ class Invocation:
         self.memo.remember(
             self.idempotency_key, name, value, kind=self.step_type, at=self.clock.now()
         )
+
+    def recall_of(self, step_id: str, name: str) -> Any:
+        """What another step of this run remembered (its memo), or None."""
+        return self.memo.recall(f"{self.workflow_id}/{step_id}", name)
 
     def time_left(self) -> float:
         return self.deadline - self.clock.now()

@@ -172,7 +172,8 @@ def _run_step(
     error = ""
     attempts = 0
     try:
-        params = templating.render(step.params, context)
+        lenient = "unknown" if action.step_type.lenient_templates else None
+        params = templating.render(step.params, context, missing=lenient)
     except templating.TemplateError as exc:
         params, error = dict(step.params), str(exc)
     deadline = clock.now() + step.timeout
@@ -209,6 +210,10 @@ def _run_step(
     if not error and clock.now() > deadline:
         error = f"step {step.id!r} ran past its timeout of {step.timeout:g}s"
     status = "failed" if error else "ok"
+    if error:
+        # What the step found out before it failed (its memo: the replicas it read before
+        # scaling, say) is part of what it reports, so compensation can use it.
+        output = {**observer.recall_all(f"{request['workflow_id']}/{step.id}"), **output}
     observer.step_finished(
         workflow_id=request["workflow_id"],
         step_id=step.id,
@@ -262,7 +267,7 @@ def _interpret(request: dict[str, Any]) -> dict[str, Any]:
         spec = approval_step(runbook.name, timeout=gate["timeout"], approvers=gate["approvers"])
         result = _run_step(request, spec, context, compensation=False)
         results["approval"] = result
-        context["steps"]["approval"] = result["output"]
+        context["steps"]["approval"] = _step_context(result)
         if result["status"] != "ok":
             summary = {"failed_step": "approval", "error": result["error"], "steps": results}
             _record_finish(request["workflow_id"], "denied", {**summary, "compensation": {}})
@@ -270,14 +275,17 @@ def _interpret(request: dict[str, Any]) -> dict[str, Any]:
     for step in runbook.order():
         result = _run_step(request, step.model_dump(mode="json"), context, compensation=False)
         results[step.id] = result
-        context["steps"][step.id] = result["output"]
+        context["steps"][step.id] = _step_context(result)
         if result["status"] == "ok":
             continue
+        # Compensation runs every step, whatever the one before it did, and knows what
+        # failed: a rollback that fails must not keep the page after it from going out.
+        context["failure"] = {"step": step.id, "error": result["error"]}
         compensated: dict[str, Any] = {}
         for fix in runbook.compensation_for(step):
             fix_result = _run_step(request, fix.model_dump(mode="json"), context, compensation=True)
             compensated[fix.id] = fix_result
-            context["steps"][fix.id] = fix_result["output"]
+            context["steps"][fix.id] = _step_context(fix_result)
         all_ok = bool(compensated) and all(r["status"] == "ok" for r in compensated.values())
         outcome = "rolled_back" if all_ok else "failed"
         summary = {
@@ -291,6 +299,18 @@ def _interpret(request: dict[str, Any]) -> dict[str, Any]:
     summary = {"failed_step": None, "error": "", "steps": results, "compensation": {}}
     _record_finish(request["workflow_id"], "succeeded", summary)
     return {"outcome": "succeeded", **summary}
+
+
+def _step_context(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A finished step as later steps' templates see it: output, status, error, summary."""
+    failed = result["status"] != "ok"
+    summary = result["output"].get("summary") if not failed else None
+    return {
+        **result["output"],
+        "status": result["status"],
+        "error": result["error"],
+        "summary": summary or (f"FAILED: {result['error']}" if failed else "done"),
+    }
 
 
 def approval_step(runbook: str, *, timeout: float, approvers: int) -> dict[str, Any]:

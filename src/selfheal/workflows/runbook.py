@@ -65,6 +65,9 @@ class Runbook(_Strict):
 
     name: str = pydantic.Field(pattern=_ID)
     description: str = ""
+    # How much harm a wrong run can do. A plan choosing this runbook is at least this
+    # risky whatever the policy says, and a `high` one waits for a person's approval.
+    risk: Literal["low", "medium", "high"] = "medium"
     params: dict[str, ParamSpec] = pydantic.Field(default_factory=dict)
     steps: tuple[Step, ...] = pydantic.Field(min_length=1)
     compensation: tuple[Step, ...] = ()
@@ -229,7 +232,10 @@ def _check_step(
                 [*where, "params"],
                 f"'{{{{ {reference} }}}}' names a param the runbook does not declare",
             )
-        if root == "steps" and rest.split(".")[0] not in ids:
+        # Compensation steps may also read the compensation steps before them (a page
+        # saying how the rollback went).
+        referable = ids | compensation_ids if section == "compensation" else ids
+        if root == "steps" and rest.split(".")[0] not in referable:
             _fail(
                 document,
                 [*where, "params"],
