@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-# Tests run in parallel: most of their time is the twin's scenario clock, not the CPU.
+# Tests run in parallel: most of their time is the twin's scenario clock, not the CPU. A
+# test module runs on one worker (loadfile): its module-scoped runs are made once.
 TEST_WORKERS ?= 4
 
 .PHONY: install demo test test-slow lint bench clean
@@ -21,10 +22,10 @@ demo: install
 	$(BIN)/selfheal demo
 
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: install
-	$(BIN)/python -m pytest -n 2 -m slow
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow
 
 lint: install
 	$(BIN)/ruff check src tests

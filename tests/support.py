@@ -220,3 +220,13 @@ def populated_state(state_dir: Path) -> dict[str, str]:
             at=2000.0,
         )
     return {"fixed": fixed.id, "other": other.id}
+
+
+def assert_trial_clean(result: Any) -> None:
+    """A fault-harness trial (selfheal.lab.trials): nothing lost, done twice, stuck, crashed."""
+    accounts = result.accounts
+    assert accounts.alerts_lost == 0, accounts.notes
+    assert accounts.duplicate_writes == 0, accounts.notes
+    assert accounts.stuck_incidents == 0, accounts.notes
+    assert accounts.false_notifications == 0, accounts.notes
+    assert result.controller_crashes == 0

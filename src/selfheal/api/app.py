@@ -9,6 +9,7 @@
     GET  /api/v1/incidents/{id}/audit  its audit records                   -> IncidentBook
     GET  /api/v1/audit[?after=&limit=&kind=]  the audit chain in pages     -> IncidentBook
     GET  /healthz                   liveness
+    GET  /readyz                    readiness: 503 while input cannot be stored -> Health
 
 Every receiving route does the same four things in order, so a request is either taken
 whole or refused with nothing ingested (safety invariant 5):
@@ -28,24 +29,25 @@ request's encoding for OTLP. A route whose sink is not configured does not exist
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
 import fastapi
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from selfheal.api import ports
 from selfheal.domain.errors import ConfigError, TemporaryError
 from selfheal.domain.model import IncidentState
 from selfheal.telemetry import receivers
 from selfheal.telemetry.receivers import alertmanager, otlp, remote_write
+from selfheal.telemetry.receivers.payload import load_json
 
 log = logging.getLogger(__name__)
 _P = ParamSpec("_P")
@@ -82,18 +84,24 @@ def create_app(
     samples: ports.SampleSink | None = None,
     approvals: ports.ApprovalDesk | None = None,
     incidents: ports.IncidentBook | None = None,
+    health: ports.Health | None = None,
+    allowed_hosts: Sequence[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     clock_now: Callable[[], float] | None = None,
 ) -> fastapi.FastAPI:
     """The API app; without `samples` or `approvals`, their routes are left out.
 
-    `clock_now` stamps OTLP points that carry no time (default: the wall clock).
+    `clock_now` stamps OTLP points that carry no time (default: the wall clock). With
+    `allowed_hosts`, a request whose Host header names another host is refused (400): a
+    page in a browser that rebinds its own domain to 127.0.0.1 cannot reach the API.
     """
     now = clock_now or time.time
     deltas = otlp.DeltaAccumulator()
     # No Swagger or ReDoc pages: they load scripts from a CDN, and the callers are machines.
     app = fastapi.FastAPI(title="selfheal", docs_url=None, redoc_url=None)
     app.state.delta_accumulator = deltas
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     @app.exception_handler(_Refused)
     async def refused(request: Request, exc: _Refused) -> Response:
@@ -112,6 +120,16 @@ def create_app(
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        if health is None:
+            return JSONResponse({"ready": True, "reason": "ok"})
+        found = health.readiness()
+        return JSONResponse(
+            {"ready": found.ready, "reason": found.reason, **found.details},
+            status_code=200 if found.ready else 503,
+        )
 
     @app.post(ALERTS_PATH)
     async def receive_alerts(request: Request) -> Response:
@@ -163,10 +181,7 @@ def _approval_routes(
     async def verdict(request: Request, incident_id: str, *, approve: bool) -> Response:
         _require_media_type(request, {_JSON})
         body = await _read_body(request, limit=max_body_bytes)
-        try:
-            document = json.loads(body)
-        except ValueError as exc:
-            raise _Refused(400, f"not JSON: {exc}") from exc
+        document = await _parse(load_json, body, source="approval")
         if not isinstance(document, dict):
             raise _Refused(400, "expected an object", path="$")
         who, reason = document.get("as"), document.get("reason", "")

@@ -51,3 +51,22 @@ class IncidentBook(Protocol):
     def incident_audit(self, incident_id: str) -> list[dict[str, Any]] | None: ...
 
     def audit(self, *, after: int, limit: int, kind: str | None) -> list[dict[str, Any]]: ...
+
+
+class Readiness(Protocol):
+    """Whether the controller can take input now, why not, and what it knows."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def details(self) -> dict[str, Any]: ...
+
+
+class Health(Protocol):
+    """Answers `/readyz` (runtime.health)."""
+
+    def readiness(self) -> Readiness: ...

@@ -423,6 +423,41 @@ def bench_nab(
         nab_bench.print_result(_console, result)
 
 
+@bench_app.command("faults")
+def bench_faults(
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="Kill trials (stage boundaries, then random).")
+    ] = 200,
+    storm: Annotated[int, typer.Option("--storm", min=1, help="Junk alerts in the storm.")] = 5000,
+    flood: Annotated[
+        int, typer.Option("--flood", min=1, help="Alerts in the hostile trial's flood.")
+    ] = 100_000,
+    parallel: Annotated[
+        int, typer.Option("--parallel", min=1, help="Kill trials run at once.")
+    ] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Kill, flood and break a real controller; count lost, doubled and stuck work."""
+    from selfheal.lab import fault_bench  # noqa: PLC0415 - only this command needs it
+
+    def tell(line: str) -> None:
+        if not as_json:
+            _console.print(line, highlight=False, soft_wrap=True)
+
+    result = fault_bench.run(
+        kill_trials=trials, storm=storm, flood=flood, parallel=parallel, progress=tell
+    )
+    if as_json:
+        print(json.dumps(result))
+        return
+    summary = {key: value for key, value in result.items() if key != "results"}
+    for key, value in summary.items():
+        _console.print(f"{key}: {value}", highlight=False)
+    bad = [key for key in (*fault_bench.COUNTS, "controller_crashes") if result[key]]
+    if bad:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     try:
         app()

@@ -100,6 +100,8 @@ def _start_api(settings: Settings, controller: Controller) -> Any:
             samples=controller.telemetry,
             approvals=controller,
             incidents=controller.incident_book,
+            health=controller.health,
+            allowed_hosts=settings.api.hosts(),
         ),
         port=int(port) or server.free_port(),
     )

@@ -44,7 +44,9 @@ def describe(  # noqa: PLR0911 - one return per kind of record reads best
             "the same target"
         )
     if kind == "budget.charged":
-        return f"budget charged {payload.get('amount'):.2f} {payload.get('currency')}"
+        amount = float(payload.get("amount") or 0.0)
+        word = "charged" if amount >= 0 else "refunded"
+        return f"budget {word} {abs(amount):.2f} {payload.get('currency')}"
     return None
 
 

@@ -22,7 +22,7 @@ import multiprocessing
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from selfheal.decision import lint, policy
-from selfheal.decision.engine import PolicyEngine, RuleRef
+from selfheal.decision.engine import PolicyEngine, PolicyError, RuleRef
 from selfheal.decision.regorus_engine import RegorusEngine
 from selfheal.domain.errors import ConfigError, SourceLocation
 from selfheal.runtime import controller
@@ -127,6 +127,11 @@ class _Announcing:
         if query in self._rules:
             self._sender.send(("start", self._rules[query]))
         return self._engine.evaluate(query, input=input, data=data)
+
+    def evaluate_many(
+        self, query: str, *, inputs: Sequence[Mapping[str, Any]]
+    ) -> list[Any | PolicyError]:
+        return self._engine.evaluate_many(query, inputs=inputs)
 
     def close(self) -> None:
         self._engine.close()

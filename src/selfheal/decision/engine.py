@@ -15,7 +15,7 @@ Errors, by what the caller does next:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -86,6 +86,16 @@ class PolicyEngine(Protocol):
         the data document for this call only. The result is plain JSON-like Python (dict,
         list, str, int, float, bool, None), Rego sets become sorted lists, and an undefined
         result is None. Raises PolicyError if evaluation fails.
+        """
+        ...
+
+    def evaluate_many(
+        self, query: str, *, inputs: Sequence[Mapping[str, Any]]
+    ) -> list[Any | PolicyError]:
+        """`evaluate` for each input, in order, in one go; a failing input gets its error.
+
+        A storm's decisions are evaluated in batches: the engine pays its per-call overhead
+        (a hand-off to the thread that owns it) once per batch, not once per incident.
         """
         ...
 

@@ -179,6 +179,10 @@ class PolicyBundle:
         """The whole decision document, helper rules included (what the audit records)."""
         return self._engine.evaluate(DECISION_QUERY, input=policy_input)
 
+    def evaluate_many(self, inputs: Sequence[Mapping[str, Any]]) -> list[Any | PolicyError]:
+        """`evaluate` for many inputs at once; each failing input gets its PolicyError."""
+        return self._engine.evaluate_many(DECISION_QUERY, inputs=inputs)
+
     def decide(self, policy_input: Mapping[str, Any]) -> PolicyOutput:
         """Evaluate the policy for one input; PolicyError if it fails or breaks the contract."""
         return parse_output(self.evaluate(policy_input))

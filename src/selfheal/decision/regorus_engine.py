@@ -349,6 +349,42 @@ class RegorusEngine:
 
         return _single_value(self._call(work), query=query)
 
+    def evaluate_many(
+        self, query: str, *, inputs: Sequence[Mapping[str, Any]]
+    ) -> list[Any | PolicyError]:
+        encoded: list[str | PolicyError] = []
+        for item in inputs:
+            try:
+                encoded.append(_to_json(item, what="input"))
+            except PolicyError as exc:
+                encoded.append(exc)
+
+        def work(owned: _Owned) -> list[str | PolicyError]:
+            answers: list[str | PolicyError] = []
+            for input_json in encoded:
+                if isinstance(input_json, PolicyError):
+                    answers.append(input_json)
+                    continue
+                try:
+                    with _evaluating(query):
+                        engine = owned.engine.clone()
+                        engine.set_input_json(input_json)
+                        answers.append(engine.eval_query_as_json(query))
+                except PolicyError as exc:
+                    answers.append(exc)
+            return answers
+
+        results: list[Any | PolicyError] = []
+        for answer in self._call(work):
+            if isinstance(answer, PolicyError):
+                results.append(answer)
+                continue
+            try:
+                results.append(_single_value(answer, query=query))
+            except PolicyError as exc:
+                results.append(exc)
+        return results
+
     def packages(self) -> list[str]:
         return sorted(self._call(lambda owned: list(owned.index.rules)))
 

@@ -1,14 +1,21 @@
 """From alerts to incidents in the loop: what is news, which incidents open, which go quiet.
 
 Alerts come from the rule evaluator (every evaluation re-reports the alerts that fire), from
-Alertmanager's webhook (queued by the API's thread until the loop takes them), and from the
-anomaly watches. Only a change is news (an alert fired anew or resolved): the firing ones go
-into the store in one write, and the incidents they open are handed back for deciding.
+Alertmanager's webhook, and from the anomaly watches. Only a change is news (an alert fired
+anew or resolved): the firing ones go into the store in one write, and the incidents they
+open are handed back for deciding.
+
+A webhook's alerts are acknowledged to the sender only once they are in the store's
+durable inbox (`receive`, on the API's thread); the loop takes them from there in arrival
+order and writes their incidents in the same transaction that marks them processed
+(`take_from_inbox`), so an acknowledged alert is never lost and never counted twice. Which
+incidents still have a webhook alert firing is kept in the store too, so a restart does
+not take them for quiet.
 """
 
 from __future__ import annotations
 
-import queue
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,10 +23,13 @@ from selfheal.domain.model import Alert, AlertState, Fingerprint, Incident, Inci
 from selfheal.domain.model import fingerprint as alert_fingerprint
 from selfheal.incidents import IncidentIntake, intake
 from selfheal.runtime.recorder import IncidentStore
-from selfheal.store import Store
+from selfheal.store import AlertStateChange, Arrival, InboxEntry, Store
 
 # Resolved alerts seen more than an hour ago are forgotten once this many alerts are known.
 _PRUNE_SEEN_AT = 10_000
+# Inbox alerts written per transaction: a storm is taken in slices short enough that the
+# webhook, waiting for the same write lock, still answers within a fraction of a second.
+_CONSUME_SLICE = 250
 
 
 class AlertIntake:
@@ -32,18 +42,18 @@ class AlertIntake:
         incidents: IncidentStore,
         group_by: tuple[str, ...] | None,
         resolve_grace: float,
+        max_pending: int,
     ) -> None:
         self._store = store
         self._incidents = incidents
         self.intake = IncidentIntake(incidents, group_by=group_by)
-        # Alerts from Alertmanager's webhook arrive on the API's thread and wait here for
-        # the loop; the latest state per alert tells which incidents still have one firing.
-        self.inbox: queue.SimpleQueue[Alert] = queue.SimpleQueue()
-        self._webhook_firing: dict[Fingerprint, tuple[Fingerprint, bool]] = {}
+        self._max_pending = max_pending
+        self.last_take = 0  # how many alerts the last `take_from_inbox` found
         # The last state change seen per alert: a rule re-reports a firing alert at every
         # evaluation, and only a change (fired anew, resolved) is news. One entry per alert
         # series, so it stays as small as the rules' cardinality (resolved ones are pruned).
         self._last_seen: dict[Fingerprint, tuple[str, float | None]] = {}
+        self._seen_lock = threading.Lock()
         self._resolve_grace = resolve_grace
         # Distinct firing alerts handled (a rule re-reporting an alert that still fires is
         # the same alert); each opens or joins an incident, so the audit accounts for all.
@@ -53,28 +63,72 @@ class AlertIntake:
     def key(self, name: str, labels: Any) -> Fingerprint:
         return self.intake.key(name, labels)
 
-    # ---- the webhook --------------------------------------------------------------------
-    def receive(self, batch: Any) -> None:
-        """The API's AlertSink: queue a webhook's alerts for the loop (any thread)."""
-        for alert in batch.alerts:
-            self.inbox.put(alert)
+    # ---- the webhook ----------------------------------------------------------------------
+    def receive(self, batch: Any, *, at: float) -> None:
+        """The API's AlertSink: store a webhook's alerts durably before the sender is answered.
 
-    def drain_inbox(self) -> list[Alert]:
-        alerts = []
-        while True:
-            try:
-                alert = self.inbox.get_nowait()
-            except queue.Empty:
-                break
-            alerts.append(alert)
-            key = alert_fingerprint(alert.name, alert.labels)
+        Raises InboxFull (a TemporaryError: 503 with Retry-After) when too many wait.
+        """
+        self._store.inbox.accept(
+            batch.alerts,
+            source="alertmanager",
+            at=at,
+            max_pending=self._max_pending,
+            urgent=[intake.target_of(alert.labels) is not None for alert in batch.alerts],
+        )
+
+    def take_from_inbox(self, *, at: float, limit: int) -> list[Incident]:
+        """Take up to `limit` inbox alerts into incidents; the open incidents to decide."""
+        to_decide: dict[str, Incident] = {}
+        entries = self._store.inbox.pending(limit=limit)
+        self.last_take = len(entries)
+        for start in range(0, len(entries), _CONSUME_SLICE):
+            for incident in self._consume(entries[start : start + _CONSUME_SLICE], at=at):
+                to_decide.setdefault(incident.id, incident)
+        return list(to_decide.values())
+
+    def _consume(self, entries: Sequence[InboxEntry], *, at: float) -> list[Incident]:
+        arrivals: list[Arrival] = []
+        resolved: list[Alert] = []
+        states: dict[str, AlertStateChange] = {}
+        for entry in entries:
+            alert = entry.alert
+            key = self.key(alert.name, alert.labels)
             fires = alert.state == AlertState.FIRING
-            self._webhook_firing[key] = (self.key(alert.name, alert.labels), fires)
-        return alerts
+            states[alert_fingerprint(alert.name, alert.labels)] = AlertStateChange(
+                alert_fingerprint(alert.name, alert.labels), key, fires
+            )
+            if alert.state == AlertState.PENDING or not self._is_news(alert, at=at):
+                continue
+            if fires:
+                arrivals.append(
+                    Arrival(
+                        key,
+                        alert.name,
+                        alert.labels,
+                        alert.annotations,
+                        alert.active_at,
+                        intake.target_of(alert.labels),
+                    )
+                )
+            else:
+                resolved.append(alert)
+        results = self._store.inbox.consume(
+            entries, arrivals=arrivals, states=list(states.values()), at=at
+        )
+        self.alerts_received += len(arrivals)
+        self.alerts_resolved += len(resolved)
+        for alert in resolved:
+            self.intake.receive(alert, at=at)
+        return [
+            incident
+            for incident, joined in results
+            if not joined or incident.state == IncidentState.OPEN
+        ]
 
     def webhook_firing(self) -> set[Fingerprint]:
         """The incident fingerprints that have a webhook alert firing now."""
-        return {key for key, fires in self._webhook_firing.values() if fires}
+        return {Fingerprint(key) for key in self._store.inbox.firing_incident_keys()}
 
     # ---- incidents ----------------------------------------------------------------------
     def take(self, alerts: Sequence[Alert], *, at: float) -> list[Incident]:
@@ -107,6 +161,10 @@ class AlertIntake:
         moment = alert.fired_at if alert.state == AlertState.FIRING else alert.resolved_at
         key = alert_fingerprint(alert.name, alert.labels)
         change = (str(alert.state), moment)
+        with self._seen_lock:  # the loop (rules) and the intake worker (webhook) both ask
+            return self._note(key, change, at=at)
+
+    def _note(self, key: Fingerprint, change: tuple[str, float | None], *, at: float) -> bool:
         if self._last_seen.get(key) == change:
             return False
         self._last_seen[key] = change
@@ -131,8 +189,11 @@ class AlertIntake:
             # Just after a (re)start, rules have no state: alerts that still hold are pending
             # again, not gone. Wait until they could have fired before calling anything quiet.
             return
-        for incident in self._store.incidents.list(open_only=True):
-            if incident.state in intake.AUTO_RESOLVABLE and incident.fingerprint not in firing:
+        # The store leaves out incidents a sender's alert keeps firing, reading both in one
+        # snapshot: the intake writes an incident and its alert's state in one transaction,
+        # so an incident opened while this tick ran is never taken for quiet.
+        for incident in self._store.incidents.quiet(states=intake.AUTO_RESOLVABLE):
+            if incident.fingerprint not in firing:
                 self._incidents.move(
                     incident.id, IncidentState.RESOLVED, reason="the alert no longer fires", at=at
                 )

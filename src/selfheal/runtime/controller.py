@@ -26,23 +26,35 @@ from selfheal.actions.kubernetes_client import KubernetesCluster
 from selfheal.actions.ports import ApprovalBook, MetricsQuery
 from selfheal.decision import guardrails, policy
 from selfheal.domain.actions import ActionSpec, StepType
-from selfheal.domain.errors import ConfigError
-from selfheal.domain.model import Alert, AlertState, Decision, Incident, IncidentState, fingerprint
+from selfheal.domain.errors import ConfigError, TemporaryError
+from selfheal.domain.model import (
+    Alert,
+    AlertState,
+    Decision,
+    Fingerprint,
+    Incident,
+    IncidentState,
+    fingerprint,
+)
 from selfheal.domain.time import Clock, SteppedClock
+from selfheal.runtime import recovery
 from selfheal.runtime.alert_intake import AlertIntake
 from selfheal.runtime.anomalies import AnomalyWatcher
 from selfheal.runtime.deciding import Decider
+from selfheal.runtime.decision_worker import DecisionWorker
 from selfheal.runtime.dispatch import Dispatcher
 from selfheal.runtime.escalation import Escalation
 from selfheal.runtime.guardrail_facts import GuardrailCheck
+from selfheal.runtime.health import Health
 from selfheal.runtime.incident_views import StoreIncidentBook
+from selfheal.runtime.intake_worker import IntakeWorker
 from selfheal.runtime.policy_input import PolicyInputBuilder
 from selfheal.runtime.recorder import IncidentStore, Recorder
 from selfheal.runtime.settings import Settings
 from selfheal.runtime.state_clock import SteppedClockWriter
 from selfheal.runtime.state_lock import StateLock
 from selfheal.runtime.telemetry_store import SharedTelemetry, SourceMetrics
-from selfheal.store import open_store
+from selfheal.store import InboxFull, open_store
 from selfheal.telemetry import rules, scrape
 from selfheal.telemetry.prometheus_source import PrometheusSource
 from selfheal.telemetry.sources import InstantSource
@@ -52,6 +64,12 @@ _log = logging.getLogger(__name__)
 # How long (real seconds) the loop of an embedded run waits for busy runbooks before it
 # steps its clock anyway: a step stuck on a slow server must not stop time.
 _QUIET_S = 2.0
+# Processed inbox alerts are kept this long (scenario seconds): a sender's retry within it
+# is recognised as one. Pruned every so many ticks.
+_INBOX_KEEP_S = 3600.0
+# How often (scenario seconds) incidents whose alerts stopped are looked for.
+_QUIET_CHECK_EVERY_S = 5.0
+_PRUNE_EVERY_TICKS = 300
 
 
 def build_actions(
@@ -66,10 +84,12 @@ def build_actions(
     specs = [
         approval.approval_action(approvals),
         kubernetes_actions.scale_action(cluster),
+        kubernetes_actions.restore_replicas_action(cluster),
         kubernetes_actions.wait_available_action(cluster),
         verify.verify_action(metrics),
-        bookkeeping.notify_action(recorder),
+        bookkeeping.notify_action(recorder, cluster),
         bookkeeping.budget_check_action(recorder),
+        bookkeeping.budget_refund_action(recorder, cluster),
         bookkeeping.escalate_action(incidents),
         bookkeeping.wait_action(),
     ]
@@ -170,6 +190,7 @@ class Controller:
             incidents=self.incidents,
             group_by=settings.alerts.group_by,
             resolve_grace=longest_for + 3 * settings.telemetry.evaluation_interval,
+            max_pending=settings.alerts.max_pending,
         )
         self.intake = self.alerts.intake
         self.anomalies: AnomalyWatcher | None = None
@@ -178,6 +199,7 @@ class Controller:
                 settings.anomalies, source=self.source, state_file=state_dir / "detectors.json"
             )
         self._next_watch: float | None = None
+        self._next_quiet_check: float | None = None
         self._next_detector_save: float | None = None
         self.escalation = Escalation(recorder=self.recorder, incidents=self.incidents)
         self.guardrail_check = GuardrailCheck(
@@ -207,6 +229,18 @@ class Controller:
             guardrail_check=self.guardrail_check,
             dispatcher=self.dispatcher,
             escalation=self.escalation,
+            runbooks=self.runbooks,
+        )
+        self.health = Health(interval=settings.telemetry.evaluation_interval, clock=clock)
+        self.worker = DecisionWorker(
+            decider=self.decider, store=self.store, clock=clock, on_error=self.health.crashed
+        )
+        self.intake_worker = IntakeWorker(
+            alerts=self.alerts,
+            decisions=self.worker,
+            clock=clock,
+            on_failure=self._intake_failed,
+            on_success=lambda: self.health.recovered(component="intake"),
         )
 
     @property
@@ -223,30 +257,41 @@ class Controller:
 
     # ---- the loop -----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; workflows left by a crash resume at the start."""
+        """Run until `stop` is set; what a stop left mid-way is picked up first.
+
+        No failure of one tick (a store that is locked or full, a bug on one alert's path)
+        ends the loop: it is logged, counted, and the next tick tries again; while the store
+        cannot be written the controller reports itself unready and the API refuses input.
+        """
         await asyncio.to_thread(self.engine.launch)
         self._started_at = self.clock.now()
-        await asyncio.to_thread(self.dispatcher.abandon_unstarted_runs, at=self._started_at)
+        resumed = await asyncio.to_thread(
+            recovery.resume,
+            store=self.store,
+            incidents=self.incidents,
+            decider=self.decider,
+            dispatcher=self.dispatcher,
+            at=self._started_at,
+        )
+        self.worker.start()
+        self.worker.submit(resumed.to_decide)
+        self.intake_worker.start()
+        self.intake_worker.wake()  # alerts a stop left in the inbox
         interval = self.settings.telemetry.evaluation_interval
         stepped = self.clock if isinstance(self.clock, SteppedClock) else None
         clock_file = None if stepped is None else SteppedClockWriter(self.state_dir, stepped)
+        self.health.running = True
         try:
             async with httpx.AsyncClient(timeout=5.0) as client:
                 next_tick = self.clock.now()
                 while not stop.is_set():
                     began = time.monotonic()
-                    if self.settings.telemetry.source.kind == "local":
-                        await self.scraper.scrape_once(client)
-                    await self.evaluate_once()
-                    for listener in self.tick_listeners:
-                        await asyncio.to_thread(listener)
+                    await self._tick(client)
                     next_tick += interval
                     if stepped is not None:
                         # The loop drives its own clock: the next tick comes once this one
                         # is done and its real-time share has passed (see SteppedClock).
-                        quiet = await asyncio.to_thread(stepped.wait_quiet, timeout=_QUIET_S)
-                        if not quiet:
-                            _log.warning("a runbook is still busy; scenario time moves on")
+                        await self._settle(stepped)
                         spent = time.monotonic() - began
                         await _wait(stop, max(0.0, interval / stepped.speed - spent))
                         stepped.step_to(next_tick - stepped.epoch)
@@ -258,37 +303,89 @@ class Controller:
                         next_tick = self.clock.now()
                     await _wait(stop, max(0.0, delay) / _speed(self.clock))
         finally:
-            # Runbooks stop at their next sleep or step and resume there at the next start;
-            # a step in the middle of a call finishes it first (WorkflowEngine.shutdown).
+            self.health.running = False
+            # The intake's slice and the decisions in hand finish; runbooks stop at their next
+            # sleep or step and resume there at the next start (a step in the middle of a
+            # call finishes it first). What waits in the inbox waits for the next start.
+            await asyncio.to_thread(self.intake_worker.stop, timeout=_QUIET_S * 5)
+            await asyncio.to_thread(self.worker.stop, timeout=_QUIET_S * 5)
             await asyncio.to_thread(self.engine.shutdown)
             if stepped is not None:
                 stepped.run_free()
             if clock_file is not None:
                 clock_file.note(force=True)
             if self.anomalies is not None:
-                await asyncio.to_thread(self.anomalies.save)
+                with contextlib.suppress(OSError):  # a full disk must not block the stop
+                    await asyncio.to_thread(self.anomalies.save)
+
+    async def _tick(self, client: httpx.AsyncClient) -> None:
+        """One evaluation, contained: whatever fails is logged and counted, never fatal."""
+        self.health.ticks += 1
+        began = self.health.last_tick = time.monotonic()
+        try:
+            if self.settings.telemetry.source.kind == "local":
+                await self.scraper.scrape_once(client)
+            await self.evaluate_once()
+            for listener in self.tick_listeners:
+                await asyncio.to_thread(listener)
+        except TemporaryError as exc:
+            # The store is locked or full, a server is away: it may pass. Until a tick goes
+            # through, input is refused (503) and /readyz says why.
+            self.health.failing(str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad tick must not end the loop
+            self.health.crashed(exc)
+            _log.exception("the loop's tick failed; carrying on")
+        else:
+            self.health.recovered()
+        finally:
+            self.health.tick_took(time.monotonic() - began)
+
+    async def _settle(self, stepped: SteppedClock) -> None:
+        """Under a stepped clock: wait for the tick's decisions and runbooks to rest."""
+        taken = await asyncio.to_thread(self.intake_worker.wait_idle, timeout=_QUIET_S * 5)
+        idle = await asyncio.to_thread(self.worker.wait_idle, timeout=_QUIET_S * 5)
+        quiet = await asyncio.to_thread(stepped.wait_quiet, timeout=_QUIET_S)
+        if not (taken and idle and quiet):
+            _log.warning("a decision or runbook is still busy; scenario time moves on")
 
     async def evaluate_once(self) -> None:
+        """Evaluate the tick's rules and watches, and hand new incidents to the decider.
+
+        Webhook alerts take another path (the inbox and the intake worker); which of their
+        incidents still fire is read here, so none is taken for quiet.
+        """
         at = self.clock.now()
-        if self.settings.alerts.source == "alertmanager":
-            alerts = self.alerts.drain_inbox()
-            firing = self.alerts.webhook_firing()
-        else:
+        firing: set[Fingerprint] = set()  # webhook alerts' are read by resolve_quiet_incidents
+        opened: list[Incident] = []
+        if self.settings.alerts.source == "rules":
             alerts = await asyncio.to_thread(self.evaluator.evaluate, at=at)
-            firing = {
+            firing |= {
                 self.alerts.key(a.name, a.labels) for a in alerts if a.state == AlertState.FIRING
             }
-        alerts += await self._watch_anomalies(at)
+            opened += await asyncio.to_thread(self.alerts.take, alerts, at=at)
+        anomalous = await self._watch_anomalies(at)
+        if anomalous:
+            opened += await asyncio.to_thread(self.alerts.take, anomalous, at=at)
         if self.anomalies is not None:
             firing |= {
                 self.alerts.key(name, labels) for name, labels in self.anomalies.firing_signals()
             }
-        await self.handle_alerts(alerts, at=at)
-        if self.decider.waiting:
-            await asyncio.to_thread(self.decider.decide_waiting, at=self.clock.now())
-        await asyncio.to_thread(
-            self.alerts.resolve_quiet_incidents, firing, at=at, started_at=self._started_at
-        )
+        self.worker.submit(opened)
+        if self._next_quiet_check is None or at >= self._next_quiet_check:
+            # Every few scenario seconds is soon enough to call an incident quiet, and a
+            # storm's thousands of open incidents are not read at every tick.
+            self._next_quiet_check = at + _QUIET_CHECK_EVERY_S
+            await asyncio.to_thread(
+                self.alerts.resolve_quiet_incidents, firing, at=at, started_at=self._started_at
+            )
+        if self.health.ticks % _PRUNE_EVERY_TICKS == 0:
+            await asyncio.to_thread(self.store.inbox.prune, processed_before=at - _INBOX_KEEP_S)
+
+    def _intake_failed(self, error: BaseException) -> None:
+        if isinstance(error, TemporaryError):
+            self.health.failing(str(error), component="intake")
+        else:
+            self.health.crashed(error)
 
     async def _watch_anomalies(self, at: float) -> list[Alert]:
         """Feed the anomaly detectors when their interval has come round; their alerts."""
@@ -303,22 +400,39 @@ class Controller:
         alerts = await asyncio.to_thread(self.anomalies.evaluate, at=at)
         if self._next_detector_save is None or at >= self._next_detector_save:
             # Saved each minute, so a crash loses at most a minute of what detectors learnt.
-            await asyncio.to_thread(self.anomalies.save)
             self._next_detector_save = at + 60.0
+            try:
+                await asyncio.to_thread(self.anomalies.save)
+            except OSError as exc:  # a full disk: detectors keep learning in memory
+                _log.warning("cannot save the detectors' state: %s", exc)
         return alerts
 
     def receive(self, batch: Any) -> None:
-        """The API's AlertSink: queue a webhook's alerts for the loop (any thread)."""
-        self.alerts.receive(batch)
+        """The API's AlertSink: store a webhook's alerts before answering (any thread).
+
+        Refused (TemporaryError: 503 with Retry-After) while the store cannot be written or
+        the inbox is full, so the sender retries instead of losing them.
+        """
+        self.health.check_input()
+        try:
+            self.alerts.receive(batch, at=self.clock.now())
+        except TemporaryError as exc:
+            if not isinstance(exc, InboxFull):
+                self.health.failing(str(exc), component="webhook")
+            raise
+        self.health.recovered(component="webhook")
+        self.intake_worker.wake()
 
     async def handle_alerts(self, alerts: Sequence[Alert], *, at: float) -> None:
-        """Open or join incidents for the alerts, and decide on each that is open."""
+        """Open or join incidents for the alerts, and decide at once on each that is open.
+
+        The loop hands its incidents to the decision worker; this synchronous path is for
+        callers that want the decisions made before it returns.
+        """
         opened = await asyncio.to_thread(self.alerts.take, alerts, at=at)
-        for incident in opened:
-            # The state may have moved since the batch's write (an earlier decision).
-            current = await asyncio.to_thread(self.store.incidents.get, incident.id)
-            if current.state == IncidentState.OPEN:
-                await asyncio.to_thread(self.decide, current, at=self.clock.now())
+        current = [self.store.incidents.get(item.id) for item in opened]
+        still_open = [incident for incident in current if incident.state == IncidentState.OPEN]
+        await asyncio.to_thread(self.decider.decide_many, still_open, at=self.clock.now())
 
     async def handle_alert(self, alert: Alert, *, at: float) -> None:
         """One alert's state change (see handle_alerts)."""

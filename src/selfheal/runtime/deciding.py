@@ -9,20 +9,24 @@ its input and bundle hash, and the incident's move with its reason.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from selfheal.decision import guardrails, policy
 from selfheal.decision.engine import PolicyError
-from selfheal.domain.model import Decision, Incident, IncidentId, IncidentState, Outcome
+from selfheal.domain.model import Decision, Incident, IncidentId, IncidentState, Outcome, Plan
 from selfheal.domain.time import Clock
 from selfheal.runtime.dispatch import Dispatcher
 from selfheal.runtime.escalation import Escalation
 from selfheal.runtime.guardrail_facts import GuardrailCheck
-from selfheal.runtime.policy_input import PolicyInputBuilder
+from selfheal.runtime.policy_input import InputCache, PolicyInputBuilder
 from selfheal.runtime.recorder import IncidentStore
 from selfheal.runtime.settings import Settings
 from selfheal.store import RunStatus, Store
+from selfheal.workflows import Runbook
+
+_RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 
 class Decider:
@@ -40,8 +44,10 @@ class Decider:
         guardrail_check: GuardrailCheck,
         dispatcher: Dispatcher,
         escalation: Escalation,
+        runbooks: Mapping[str, Runbook],
     ) -> None:
         self._settings = settings
+        self._runbooks = runbooks
         self._clock = clock
         self._store = store
         self._incidents = incidents
@@ -52,6 +58,98 @@ class Decider:
         self._escalation = escalation
         # Incidents waiting for another remediation of their target to end, and for which.
         self.waiting: dict[IncidentId, IncidentId] = {}
+
+    def decide_many(self, incidents: Sequence[Incident], *, at: float) -> None:
+        """Decide several open incidents at once, as `decide` would one by one.
+
+        The policy is evaluated for the whole batch first, writing nothing. Decisions that
+        plan nothing are recorded together in one transaction, and their incidents stay
+        `open`: recording the decision is all there is to do, so a stop cannot split it (an
+        open incident with no decision is decided again at the next start). Decisions that
+        act (a plan, a denial, a hold) go through `deciding` one at a time, as in `decide`.
+        """
+        if not incidents:
+            return
+        if self._settings.modes.policy == "off" or len(incidents) == 1:
+            for incident in incidents:
+                self.decide(incident, at=at)
+            return
+        settled: list[Decision] = []
+        acting: list[tuple[Incident, Decision]] = []
+        failed: list[tuple[Incident, str]] = []
+        cache = InputCache()  # one read of each target and of the day's spend per batch
+        inputs = [self._inputs.build(incident, at=at, cache=cache) for incident in incidents]
+        for incident, policy_input, raw in zip(
+            incidents, inputs, self._bundle.evaluate_many(inputs), strict=True
+        ):
+            try:
+                if isinstance(raw, PolicyError):
+                    raise raw
+                decision = self._decision_of(incident, policy_input, raw)
+            except PolicyError as exc:
+                failed.append((incident, f"the policy failed: {exc}"))
+                continue
+            if decision.plans or decision.deny or self._mode_of(decision) != "enforce":
+                acting.append((incident, decision))
+            else:
+                settled.append(decision)
+        self._store.decisions.record_many(settled, at=self._clock.now())
+        for incident, decision in acting:
+            moved = self._incidents.move(
+                incident.id, IncidentState.DECIDING, reason="evaluating policy", at=at
+            )
+            if moved.state != IncidentState.DECIDING:
+                continue  # something else moved it meanwhile (resolved, say)
+            self._store.decisions.record(decision)
+            self._act_on(moved, decision, at=self._clock.now())
+        for incident, reason in failed:
+            self._escalation.escalate(incident, reason, at=self._clock.now())
+
+    def give_up(self, incident: Incident, reason: str, *, at: float) -> None:
+        """Hand an incident the controller could not decide to a person."""
+        self._escalation.escalate(incident, reason, at=at)
+
+    def _evaluate(self, incident: Incident, *, at: float) -> Decision:
+        """The policy's decision on an incident (raises PolicyError when the policy fails)."""
+        policy_input = self._inputs.build(incident, at=at)
+        return self._decision_of(incident, policy_input, self._bundle.evaluate(policy_input))
+
+    def _decision_of(self, incident: Incident, policy_input: dict[str, Any], raw: Any) -> Decision:
+        """The decision a policy's raw output makes (PolicyError if it breaks the contract)."""
+        output = policy.parse_output(raw)
+        plans = tuple(self._at_least_runbook_risk(plan) for plan in policy.to_plans(output))
+        return Decision(
+            incident_id=incident.id,
+            plans=plans,
+            deny=tuple(output.deny),
+            requires_approval=output.requires_approval
+            or any(
+                plan.risk == "high" or plan.runbook in self._settings.approvals.required_for
+                for plan in plans
+            ),
+            policy_input=policy_input,
+            policy_output=raw if isinstance(raw, Mapping) else {"value": raw},
+            bundle_hash=self._bundle.hash,
+            decided_at=self._clock.now(),
+        )
+
+    def _at_least_runbook_risk(self, plan: Plan) -> Plan:
+        """The plan with its risk raised to its runbook's declared risk, if the policy said less.
+
+        The runbook says how much harm it can do; no policy (and no alert label a policy
+        might read) can make it look safer, so a high-risk runbook always waits for a person.
+        """
+        runbook = self._runbooks.get(plan.runbook)
+        if runbook is None or _RISK_ORDER[runbook.risk] <= _RISK_ORDER[plan.risk]:
+            return plan
+        return dataclasses.replace(plan, risk=runbook.risk)
+
+    def _mode_of(self, decision: Decision) -> str:
+        return (
+            self._settings.modes.for_runbook(decision.plans[0].runbook)
+            if decision.plans and not decision.deny
+            else self._settings.modes.policy
+        )
 
     def decide(self, incident: Incident, *, at: float) -> Decision | None:
         """Evaluate the policy for an incident and start what it chose (or escalate)."""
@@ -64,33 +162,19 @@ class Decider:
         incident = self._incidents.move(
             incident.id, IncidentState.DECIDING, reason="evaluating policy", at=at
         )
-        policy_input = self._inputs.build(incident, at=at)
+        if incident.state != IncidentState.DECIDING:
+            return None  # something else moved it meanwhile (resolved, say): nothing to decide
         try:
-            raw = self._bundle.evaluate(policy_input)
-            output = policy.parse_output(raw)
+            decision = self._evaluate(incident, at=at)
         except PolicyError as exc:
             self._escalation.escalate(incident, f"the policy failed: {exc}", at=at)
             return None
-        decision = Decision(
-            incident_id=incident.id,
-            plans=policy.to_plans(output),
-            deny=tuple(output.deny),
-            requires_approval=output.requires_approval,
-            policy_input=policy_input,
-            policy_output=raw if isinstance(raw, Mapping) else {"value": raw},
-            bundle_hash=self._bundle.hash,
-            decided_at=self._clock.now(),
-        )
         self._store.decisions.record(decision)
         self._act_on(incident, decision, at=self._clock.now())
         return decision
 
     def _act_on(self, incident: Incident, decision: Decision, *, at: float) -> None:
-        mode = (
-            self._settings.modes.for_runbook(decision.plans[0].runbook)
-            if decision.plans and not decision.deny
-            else self._settings.modes.policy
-        )
+        mode = self._mode_of(decision)
         if mode != "enforce":
             self._hold(incident, decision, mode=mode, at=at)
         elif decision.deny:

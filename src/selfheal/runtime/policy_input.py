@@ -3,13 +3,15 @@
 What the policy sees is recorded with its decision, so this is also what an auditor reads
 to understand a choice. Its shape is documented in docs/policies.md; every field comes from
 selfheal's own records or the cluster, and the alert's sender controls only the incident's
-labels and annotations.
+labels and annotations: a policy must not read anything that guards an action (how risky
+a plan is, whether a person approves it) from them. Each runbook's declared risk is here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from selfheal.actions.kubernetes_client import KubernetesCluster
@@ -22,6 +24,17 @@ from selfheal.workflows import Runbook
 _log = logging.getLogger(__name__)
 
 SignalLookup = Callable[[Incident], dict[str, Any] | None]
+
+
+@dataclass
+class InputCache:
+    """Reads shared by one batch's inputs: each target's state, and today's spend.
+
+    A batch is decided at one moment, so one read of each serves all its incidents.
+    """
+
+    targets: dict[Any, dict[str, Any] | None] = field(default_factory=dict)
+    spent: float | None = None
 
 
 class PolicyInputBuilder:
@@ -42,8 +55,21 @@ class PolicyInputBuilder:
         self._runbooks = runbooks
         self._signal_of = signal_of
 
-    def build(self, incident: Incident, *, at: float) -> dict[str, Any]:
+    def build(
+        self, incident: Incident, *, at: float, cache: InputCache | None = None
+    ) -> dict[str, Any]:
+        """The input for one incident; `cache` shares reads across a batch's incidents."""
         budget = self._settings.budget
+        if cache is None:
+            target = self._target(incident)
+            spent = self._store.budget.spent_on(day_of(at), currency=budget.currency)
+        else:
+            if incident.target not in cache.targets:
+                cache.targets[incident.target] = self._target(incident)
+            target = cache.targets[incident.target]
+            if cache.spent is None:
+                cache.spent = self._store.budget.spent_on(day_of(at), currency=budget.currency)
+            spent = cache.spent
         return {
             "incident": {
                 "id": incident.id,
@@ -53,14 +79,12 @@ class PolicyInputBuilder:
                 "annotations": dict(incident.annotations),
                 "onset_at": incident.onset_at,
             },
-            "target": self._target(incident),
+            "target": target,
             "signal": self._signal_of(incident),
             "context": {
                 "budget": {
                     "daily_budget": budget.daily,
-                    "spent_today": self._store.budget.spent_on(
-                        day_of(at), currency=budget.currency
-                    ),
+                    "spent_today": spent,
                     "cost_per_replica_hour": budget.cost_per_replica_hour,
                     "currency": budget.currency,
                 },
@@ -68,7 +92,8 @@ class PolicyInputBuilder:
                 "now": at,
             },
             "runbooks": {
-                name: {"params": sorted(runbook.params)} for name, runbook in self._runbooks.items()
+                name: {"params": sorted(runbook.params), "risk": runbook.risk}
+                for name, runbook in self._runbooks.items()
             },
         }
 

@@ -26,7 +26,7 @@ from selfheal.domain.model import (
 )
 from selfheal.incidents import intake
 from selfheal.runtime.settings import Settings
-from selfheal.store import ActionStatus, Arrival, RunStatus, Store, day_of
+from selfheal.store import ActionStatus, Arrival, IncidentMove, RunStatus, Store, day_of
 
 _log = logging.getLogger(__name__)
 
@@ -69,13 +69,28 @@ class IncidentStore:
     def move(
         self, incident_id: IncidentId, state: IncidentState, *, reason: str, at: float
     ) -> Incident:
-        current = self._store.incidents.get(incident_id)
-        if current.state == state or not intake.can_move(current.state, state):
-            return current
-        return self._store.incidents.set_state(incident_id, state, at=at, reason=reason)
+        """Move an incident if the lifecycle allows it from where it stands (atomically)."""
+        return self._store.incidents.set_state(
+            incident_id, state, at=at, reason=reason, allowed_from=moves_into(state)
+        )
+
+    def move_many(
+        self, incident_ids: Sequence[IncidentId], state: IncidentState, *, reason: str, at: float
+    ) -> list[Incident]:
+        """`move` for many incidents to one state, in one transaction."""
+        return self._store.incidents.set_state_many(
+            [(incident_id, state, reason) for incident_id in incident_ids],
+            at=at,
+            allowed_from=moves_into(state),
+        )
 
     def escalate(self, *, incident_id: str, reason: str, at: float) -> None:
         self.move(IncidentId(incident_id), IncidentState.ESCALATED, reason=reason, at=at)
+
+
+def moves_into(state: IncidentState) -> frozenset[IncidentState]:
+    """The states the lifecycle allows a move into `state` from."""
+    return frozenset(other for other in IncidentState if intake.can_move(other, state))
 
 
 class Recorder:
@@ -90,6 +105,12 @@ class Recorder:
     def recall(self, key: str, name: str) -> Any:
         record = self._store.actions.find(key)
         return None if record is None else record.params.get(name)
+
+    def recall_all(self, key: str) -> Mapping[str, Any]:
+        # A memo is an action record begun by `remember` and not yet completed: once the
+        # step completes, the record holds its result and its params are no memo.
+        record = self._store.actions.find(key)
+        return {} if record is None or record.result is not None else dict(record.params)
 
     def remember(self, key: str, name: str, value: Any, *, kind: str, at: float) -> None:
         workflow_id, _, step = key.rpartition("/")
@@ -120,20 +141,19 @@ class Recorder:
         waits_for_approval: bool = False,
     ) -> None:
         incident_id = IncidentId(str(incident["id"]))
-        self._store.workflows.start(
-            WorkflowId(workflow_id), incident_id=incident_id, runbook=runbook, params=params, at=at
+        state, reason = (
+            (IncidentState.AWAITING_APPROVAL, f"runbook {runbook} waits for a person's approval")
+            if waits_for_approval
+            else (IncidentState.REMEDIATING, f"runbook {runbook} started")
         )
-        if waits_for_approval:
-            self._incidents.move(
-                incident_id,
-                IncidentState.AWAITING_APPROVAL,
-                reason=f"runbook {runbook} waits for a person's approval",
-                at=at,
-            )
-        else:
-            self._incidents.move(
-                incident_id, IncidentState.REMEDIATING, reason=f"runbook {runbook} started", at=at
-            )
+        self._store.workflows.start(
+            WorkflowId(workflow_id),
+            incident_id=incident_id,
+            runbook=runbook,
+            params=params,
+            at=at,
+            incident_move=IncidentMove(state, reason, moves_into(state)),
+        )
 
     def step_finished(
         self,
@@ -208,6 +228,9 @@ class Recorder:
             if run is not None:
                 self._deny(run.incident_id, run.runbook, summary, at=at)
             return
+        # A verified or rolled-back run moves its incident (if it is still remediating) in
+        # the same transaction as the run's end, so a crash cannot split them.
+        state = IncidentState.VERIFIED if succeeded else IncidentState.ROLLED_BACK
         self._store.workflows.finish(
             WorkflowId(workflow_id),
             status=RunStatus.SUCCEEDED if succeeded else RunStatus.FAILED,
@@ -215,15 +238,12 @@ class Recorder:
             outcome=Outcome.VERIFIED
             if succeeded
             else (Outcome.ROLLED_BACK if outcome == "rolled_back" else Outcome.FAILED),
+            incident_move=IncidentMove(
+                state,
+                f"runbook {run.runbook if run else '?'}: {outcome}",
+                frozenset({IncidentState.REMEDIATING}),
+            ),
         )
-        if run is None:
-            return
-        incident = self._store.incidents.get(run.incident_id)
-        if incident.state == IncidentState.REMEDIATING:
-            state = IncidentState.VERIFIED if succeeded else IncidentState.ROLLED_BACK
-            self._incidents.move(
-                incident.id, state, reason=f"runbook {run.runbook}: {outcome}", at=at
-            )
 
     def _deny(
         self, incident_id: IncidentId, runbook: str, summary: Mapping[str, Any], *, at: float
@@ -312,3 +332,21 @@ class Recorder:
     def charged(self, *, key: str) -> float | None:
         entry = self._store.budget.find(key)
         return None if entry is None else entry.amount
+
+    def refund(self, *, key: str, reason: str, incident: Mapping[str, Any], at: float) -> float:
+        entry = self._store.budget.find(key)
+        if entry is None or entry.amount <= 0:
+            return 0.0
+        incident_id = IncidentId(str(incident["id"])) if incident.get("id") else None
+        # Under its own key, so a re-run refunds once; on the charge's day, so the day's
+        # spend is what it was before the charge.
+        refund = self._store.budget.charge(
+            day=entry.day,
+            amount=-entry.amount,
+            currency=entry.currency,
+            reason=reason,
+            at=at,
+            incident_id=incident_id,
+            key=f"{key}/refund",
+        )
+        return -refund.amount

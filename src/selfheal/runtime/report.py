@@ -68,7 +68,7 @@ def incident_reports(store: Store, *, epoch: float) -> list[dict[str, Any]]:
                 else None,
                 "replicas_before": scale_out.get("previous_replicas") if scale_out else None,
                 "replicas_after": (
-                    _output(rollback).get("replicas")
+                    _output(rollback).get("restored_to", _output(rollback).get("replicas"))
                     if rolled_back
                     else scale_out.get("replicas")
                     if scale_out

@@ -65,12 +65,25 @@ class AlertSettings(_Strict):
     # alert storm over many pods becomes one incident per workload with, say,
     # [namespace, deployment].
     group_by: tuple[str, ...] | None = pydantic.Field(default=None, min_length=1)
+    # Alertmanager's alerts waiting in the durable inbox, at most: past it the webhook
+    # answers 503 with Retry-After and Alertmanager retries.
+    max_pending: int = pydantic.Field(default=50_000, ge=1)
 
 
 class ApiSettings(_Strict):
     """The HTTP API (webhooks and receivers): where it listens."""
 
     listen: str = pydantic.Field(default="127.0.0.1:0", pattern=r"^[\w.\-\[\]:]+:\d{1,5}$")
+    # Host header values the API answers (a request naming another host is refused, which
+    # stops a web page that rebinds its domain to 127.0.0.1 from reaching the API). Default:
+    # the loopback names and the listen address's host.
+    allowed_hosts: tuple[str, ...] | None = None
+
+    def hosts(self) -> tuple[str, ...]:
+        if self.allowed_hosts is not None:
+            return self.allowed_hosts
+        host = self.listen.rpartition(":")[0]
+        return tuple(dict.fromkeys(["127.0.0.1", "localhost", host]))
 
 
 class TelemetrySettings(_Strict):
@@ -198,6 +211,8 @@ class ApprovalSettings(_Strict):
     timeout: Annotated[Duration, pydantic.Field(gt=0)] = 900.0
     # Destructive runbooks: two distinct people must approve (a two-person rule).
     two_person: tuple[str, ...] = ()
+    # Runbooks that always wait for a person here, whatever the policy and their risk.
+    required_for: tuple[str, ...] = ()
 
 
 class Settings(_Strict):

@@ -85,6 +85,7 @@ class RequestLog:
         self.entries.append(
             {
                 "at_s": round(self.twin.simulation.elapsed, 3),
+                "wall": time.time(),
                 "method": scope["method"],
                 "path": scope["path"],
                 "query": scope.get("query_string", b"").decode("latin-1"),

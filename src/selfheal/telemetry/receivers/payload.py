@@ -25,6 +25,8 @@ from selfheal.domain.errors import ConfigError, SourceLocation
 _INTEGER = re.compile(r"-?[0-9]+")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _SPECIAL_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# Lone surrogates: JSON's \u escapes can spell them, UTF-8 cannot encode them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_TYPE_NAMES: tuple[tuple[type, str], ...] = (
     (type(None), "null"),
     (int, "number"),
@@ -81,9 +83,13 @@ def child(path: str, key: str | int) -> str:
 
 
 def load_json(body: bytes, *, source: str) -> object:
-    """Parse a JSON body; a syntax error names its line and column."""
+    r"""Parse a JSON body; a syntax error names its line and column.
+
+    A string JSON can spell but UTF-8 cannot hold (a lone surrogate escape such as
+    `"\ud800"`) is refused at its path: nothing downstream could store or hash it.
+    """
     try:
-        return json.loads(body)
+        document = json.loads(body)
     except json.JSONDecodeError as exc:
         raise PayloadError(
             f"invalid JSON: {exc.msg}", source=source, line=exc.lineno, column=exc.colno
@@ -92,6 +98,32 @@ def load_json(body: bytes, *, source: str) -> object:
         raise PayloadError("the JSON nests too deeply", source=source) from exc
     except UnicodeDecodeError as exc:
         raise PayloadError(f"the body is not UTF-8 text: {exc.reason}", source=source) from exc
+    bad = _first_unencodable(document, "")
+    if bad is not None:
+        raise PayloadError(
+            "not valid Unicode text: a lone surrogate (\\ud800-\\udfff) that UTF-8 cannot hold",
+            source=source,
+            path=bad,
+        )
+    return document
+
+
+def _first_unencodable(value: object, path: str) -> str | None:
+    """The path of the first string (or key) holding a lone surrogate, if any."""
+    stack: list[tuple[object, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return where
+        elif isinstance(item, dict):
+            for key, member in reversed(list(item.items())):
+                if not key.isascii() and _SURROGATE.search(key):
+                    return child(where, key.encode("utf-8", "backslashreplace").decode())
+                stack.append((member, child(where, key)))
+        elif isinstance(item, list):
+            stack.extend((member, child(where, i)) for i, member in reversed(list(enumerate(item))))
+    return None
 
 
 def type_name(value: object) -> str:
