@@ -89,3 +89,29 @@ def test_a_resolved_incident_makes_way_for_a_new_one(store: Store) -> None:
     assert (second.alert_count, store.incidents.open_for(fingerprint)) == (1, second)
     store.incidents.set_state(second.id, IncidentState.RESOLVED, at=4.0)
     assert len(store.incidents.list(state=IncidentState.RESOLVED)) == 2
+
+
+def test_of_eight_threads_claiming_one_incident_for_deciding_exactly_one_wins(
+    store: Store,
+) -> None:
+    """Replicas deciding one incident at once: one claim moves it, the others get None."""
+    ((incident, _),) = open_at_once(store, ["fp-claim"])
+    start = threading.Barrier(8, timeout=30)
+
+    def claimer(_: int) -> Incident | None:
+        start.wait()
+        return store.incidents.claim(
+            incident.id,
+            IncidentState.DECIDING,
+            at=1001.0,
+            reason="evaluating policy",
+            allowed_from={IncidentState.OPEN},
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        claims = list(pool.map(claimer, range(8)))
+    winners = [claim for claim in claims if claim is not None]
+    assert len(winners) == 1
+    assert winners[0].state is IncidentState.DECIDING
+    moves = list(store.audit.records(kind="incident.state"))
+    assert len(moves) == 1

@@ -16,6 +16,7 @@ from selfheal.store import (
     action_records,
     audit,
     budget_ledger,
+    coordination,
     database,
     decisions,
     inbox,
@@ -27,6 +28,7 @@ from selfheal.store import (
 from selfheal.store.action_records import ActionRecord, ActionStatus
 from selfheal.store.audit import AuditLog, AuditRecord, ChainReport, canonical_json, verify
 from selfheal.store.budget_ledger import LedgerEntry, day_of
+from selfheal.store.coordination import Lease, ReplicaInfo
 from selfheal.store.database import Store, open_store
 from selfheal.store.decisions import DecisionRecord
 from selfheal.store.inbox import AlertStateChange, InboxEntry, InboxFull
@@ -47,9 +49,11 @@ __all__ = [
     "InboxEntry",
     "InboxFull",
     "IncidentMove",
+    "Lease",
     "LedgerEntry",
     "NotificationRecord",
     "RecordNotFound",
+    "ReplicaInfo",
     "RunStatus",
     "Store",
     "WorkflowRun",
@@ -57,6 +61,7 @@ __all__ = [
     "audit",
     "budget_ledger",
     "canonical_json",
+    "coordination",
     "database",
     "day_of",
     "decisions",

@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Engine, create_engine, event, exc, select
+from sqlalchemy import Engine, create_engine, event, exc, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
@@ -38,6 +38,7 @@ from selfheal.store import (
     approvals,
     audit,
     budget_ledger,
+    coordination,
     decisions,
     inbox,
     incidents,
@@ -50,6 +51,9 @@ from selfheal.store import (
 # How long a SQLite writer waits for the write lock before giving up (milliseconds). Appends
 # take well under a millisecond, so 30 s only runs out when something holds the lock wrongly.
 BUSY_TIMEOUT_MS = 30_000
+
+# The advisory lock key under which a PostgreSQL store's tables are set up ("selfheal").
+_SETUP_LOCK_KEY = 0x73656C666865616C
 
 # The execution option that marks a connection as the writer's.
 _WRITE_OPTION = "selfheal_write"
@@ -88,6 +92,9 @@ class Store:
         self.budget = budget_ledger.BudgetLedger(self)
         self.approvals = approvals.Approvals(self)
         self.inbox = inbox.Inbox(self)
+        self.leases = coordination.Leases(self)
+        self.replicas = coordination.Replicas(self)
+        self.checkpoints = coordination.Checkpoints(self)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -108,6 +115,23 @@ class Store:
                     .where(schema.AuditHeadRow.id == schema.HEAD_ID)
                     .with_for_update()
                 )
+            yield session
+
+    @contextmanager
+    def coordinate(self) -> Iterator[Session]:
+        """A write transaction for the replicas' own rows (heartbeats, lease renewals).
+
+        It writes no audit record, so on PostgreSQL it does not take the store's write lock:
+        a replica's heartbeat must not queue behind the others' work (a storm's intake
+        holds that lock in turn for seconds), or a busy team would take its live members
+        for dead. Rows it changes must be locked explicitly (`with_for_update`). On SQLite,
+        which has one writer at a time anyway, it is `write()`.
+        """
+        if self.dialect != "postgresql":
+            with self.write() as session:
+                yield session
+            return
+        with _translated(), Session(self._writer) as session, session.begin():
             yield session
 
     @contextmanager
@@ -135,11 +159,17 @@ class Store:
         return self._gate if self._gate is not None else nullcontext()
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, idle_in_transaction_s: float | None = None) -> Store:
     """Open (creating if needed) the store at a SQLAlchemy URL.
 
     `sqlite:///path/state.db` for a file, `sqlite://` for a private in-memory database (for
     tests), `postgresql+psycopg://user@host:port/db` for PostgreSQL.
+
+    `idle_in_transaction_s` (PostgreSQL): the server ends a session that sits inside a
+    transaction this long without a statement. Every write holds the store's one write
+    lock, so a replica frozen mid-write (a pause, a VM stall) would otherwise stop every
+    other replica's writes, heartbeats included, until it thawed; this way its transaction
+    is rolled back and the others carry on (and fence it).
     """
     try:
         parsed = make_url(url)
@@ -150,20 +180,48 @@ def open_store(url: str) -> Store:
         memory = parsed.database in {None, "", ":memory:"}
         store = Store(_sqlite_engine(url, memory=memory), shared_connection=memory)
     elif backend == "postgresql":
-        store = Store(create_engine(url, pool_pre_ping=True), shared_connection=False)
+        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        if idle_in_transaction_s is not None:
+            timeout_ms = max(1, round(idle_in_transaction_s * 1000))
+            connect_args["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"
+        store = Store(
+            create_engine(url, pool_pre_ping=True, connect_args=connect_args),
+            shared_connection=False,
+        )
     else:
         raise ConfigError(
             f"store url {url!r}: unsupported database {backend!r}; use sqlite or postgresql"
         )
     try:
-        with _translated():
+        with _translated(), _setup_lock(store.engine):
             schema.Base.metadata.create_all(store.engine)
             migrations.upgrade(store.engine)
-        audit.ensure_head(store)
+            audit.ensure_head(store)
     except BaseException:
         store.close()
         raise
     return store
+
+
+@contextmanager
+def _setup_lock(engine: Engine) -> Iterator[None]:
+    """Hold the database's setup lock while tables are created or upgraded.
+
+    Replicas started together on a new PostgreSQL database would otherwise race to create
+    the same tables. A session-level advisory lock, on a connection of its own; on SQLite
+    the first write transaction serializes setup already.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SETUP_LOCK_KEY})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SETUP_LOCK_KEY})
+            connection.commit()
 
 
 def _sqlite_engine(url: str, *, memory: bool) -> Engine:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,9 @@ from selfheal.store.incidents import Arrival, open_or_join_all_in
 
 if TYPE_CHECKING:
     from selfheal.store.database import Store
+
+
+T = TypeVar("T")
 
 
 class InboxFull(TemporaryError):
@@ -147,12 +150,7 @@ class Inbox:
 
     def pending(self, *, limit: int) -> list[InboxEntry]:
         """Unprocessed alerts, urgent ones first, each kind in the order they arrived."""
-        query = (
-            select(schema.InboxRow)
-            .where(schema.InboxRow.processed_at.is_(None))
-            .order_by(schema.InboxRow.urgent.desc(), schema.InboxRow.id)
-            .limit(limit)
-        )
+        query = _pending_query(limit)
         with self._store.read() as session:
             return [
                 InboxEntry(row.id, row.source, alert_of(row.alert), row.received_at)
@@ -163,6 +161,39 @@ class Inbox:
         with self._store.read() as session:
             return _pending_count(session)
 
+    def take(
+        self,
+        *,
+        limit: int,
+        build: Callable[
+            [Sequence[InboxEntry]], tuple[Sequence[Arrival], Sequence[AlertStateChange], T]
+        ],
+        at: float,
+    ) -> tuple[int, list[tuple[Incident, bool]], T]:
+        """Take the next waiting alerts and write what they become, in one transaction.
+
+        The waiting alerts are read inside the write transaction (which holds the store's
+        write lock), so two replicas never take the same one. `build` turns them into
+        arrivals (opened or joined incidents, as `open_or_join_many`), each alert's latest
+        state, and whatever else the caller wants back; the alerts are marked processed in
+        the same transaction. A crash before it commits leaves all of them waiting; after,
+        none is taken again. Returns how many were taken, (incident, joined) per arrival,
+        and what `build` returned besides.
+        """
+        with self._store.write() as session:
+            rows = session.scalars(_pending_query(limit)).all()
+            entries = [
+                InboxEntry(row.id, row.source, alert_of(row.alert), row.received_at) for row in rows
+            ]
+            if not entries:
+                return 0, [], build(entries)[2]
+            arrivals, states, extra = build(entries)
+            results = open_or_join_all_in(session, arrivals, at=at)
+            _write_states(session, states, at=at)
+            for row in rows:
+                row.processed_at = at
+            return len(entries), results, extra
+
     def consume(
         self,
         entries: Sequence[InboxEntry],
@@ -171,32 +202,10 @@ class Inbox:
         states: Sequence[AlertStateChange],
         at: float,
     ) -> list[tuple[Incident, bool]]:
-        """Write what a batch of inbox alerts became, and mark them processed, at once.
-
-        One transaction: the incidents the firing ones opened or joined (`arrivals`, as
-        `open_or_join_many`), the latest state of each alert, and the entries marked
-        processed. A crash before it commits leaves all of them to be taken again; after,
-        none is taken twice. Returns (incident, joined) per arrival, in order.
-        """
+        """Write what given inbox alerts became, and mark them processed, at once."""
         with self._store.write() as session:
             results = open_or_join_all_in(session, arrivals, at=at)
-            for change in states:
-                row = session.get(schema.AlertStateRow, change.fingerprint)
-                if row is None:
-                    session.add(
-                        schema.AlertStateRow(
-                            fingerprint=change.fingerprint,
-                            incident_key=change.incident_key,
-                            firing=change.firing,
-                            updated_at=at,
-                        )
-                    )
-                else:
-                    row.incident_key, row.firing, row.updated_at = (
-                        change.incident_key,
-                        change.firing,
-                        at,
-                    )
+            _write_states(session, states, at=at)
             mark_processed_in(session, [entry.id for entry in entries], at=at)
             return results
 
@@ -225,6 +234,31 @@ class AlertStateChange:
     fingerprint: str
     incident_key: str
     firing: bool
+
+
+def _pending_query(limit: int) -> Select[schema.InboxRow]:
+    return (
+        select(schema.InboxRow)
+        .where(schema.InboxRow.processed_at.is_(None))
+        .order_by(schema.InboxRow.urgent.desc(), schema.InboxRow.id)
+        .limit(limit)
+    )
+
+
+def _write_states(session: Session, states: Sequence[AlertStateChange], *, at: float) -> None:
+    for change in states:
+        row = session.get(schema.AlertStateRow, change.fingerprint)
+        if row is None:
+            session.add(
+                schema.AlertStateRow(
+                    fingerprint=change.fingerprint,
+                    incident_key=change.incident_key,
+                    firing=change.firing,
+                    updated_at=at,
+                )
+            )
+        else:
+            row.incident_key, row.firing, row.updated_at = change.incident_key, change.firing, at
 
 
 def mark_processed_in(session: Session, ids: Sequence[int], *, at: float) -> None:

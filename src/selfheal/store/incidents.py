@@ -226,6 +226,27 @@ class Incidents:
                 session, incident_id, state, at=at, reason=reason, allowed_from=allowed_from
             )
 
+    def claim(
+        self,
+        incident_id: IncidentId,
+        state: IncidentState,
+        *,
+        at: float,
+        reason: str,
+        allowed_from: Collection[IncidentState],
+    ) -> Incident | None:
+        """Move an incident into `state` from another allowed state; None unless this call did.
+
+        Two replicas deciding one incident both ask; the write lock lets one in first, and
+        the other finds it already moved: exactly one of them goes on.
+        """
+        allowed = frozenset(allowed_from) - {state}
+        with self._store.write() as session:
+            row = get_row(session, schema.IncidentRow, incident_id)
+            if IncidentState(row.state) not in allowed:
+                return None
+            return set_state_in(session, incident_id, state, at=at, reason=reason)
+
     def set_state_many(
         self,
         moves: Sequence[tuple[IncidentId, IncidentState, str]],
@@ -284,11 +305,12 @@ class Incidents:
                 found.update((row.id, incident_of(row)) for row in session.scalars(query))
         return found
 
-    def undecided(self) -> tuple[Incident, ...]:
+    def undecided(self, *, opened_before: float | None = None) -> tuple[Incident, ...]:
         """Open incidents that no decision was recorded for, oldest first.
 
         After a crash between opening an incident and deciding on it, these are the ones a
-        restart must still decide.
+        restart must still decide. With `opened_before`, only those opened before then
+        (younger ones may be on their way to a live replica's decision).
         """
         decided = select(schema.DecisionRow.id).where(
             schema.DecisionRow.incident_id == schema.IncidentRow.id
@@ -298,6 +320,8 @@ class Incidents:
             .where(schema.IncidentRow.state == IncidentState.OPEN.value, ~decided.exists())
             .order_by(schema.IncidentRow.opened_at, schema.IncidentRow.id)
         )
+        if opened_before is not None:
+            query = query.where(schema.IncidentRow.opened_at < opened_before)
         with self._store.read() as session:
             return tuple(incident_of(row) for row in session.scalars(query))
 
@@ -313,12 +337,16 @@ class Incidents:
         states: Sequence[IncidentState] | None = None,
         open_only: bool = False,
         limit: int | None = None,
+        updated_before: float | None = None,
     ) -> tuple[Incident, ...]:
         """Incidents oldest first, optionally only those in `state(s)` or not yet resolved.
 
-        With `limit`, the newest `limit` of them (still oldest first).
+        With `limit`, the newest `limit` of them (still oldest first); with
+        `updated_before`, only those that have not changed since then.
         """
         query = select(schema.IncidentRow)
+        if updated_before is not None:
+            query = query.where(schema.IncidentRow.updated_at < updated_before)
         wanted = [state] if state is not None else list(states or [])
         if wanted:
             query = query.where(schema.IncidentRow.state.in_([s.value for s in wanted]))

@@ -248,3 +248,47 @@ class AlertStateRow(Base):
     incident_key: Mapped[str] = mapped_column(String(64), index=True)
     firing: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[float] = mapped_column(Double)
+
+
+class LeaseRow(Base):
+    """Work only one replica may do at a time (the loop: scrape, rules, watches).
+
+    `token` grows by one each time the lease changes hands: a fencing token, so work done
+    under an old holder can be told from work done under the new one. Times are the
+    database server's (seconds since the epoch), so replicas' clocks need not agree.
+    """
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    token: Mapped[int] = mapped_column(Id)
+    expires_at: Mapped[float] = mapped_column(Double)
+
+
+class ReplicaRow(Base):
+    """A controller replica and when it last said it lives (its heartbeat).
+
+    A replica silent past the lease is taken for dead: a live one recovers its workflows
+    and marks it `fenced`, after which it must not act even if it wakes up again.
+    """
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    api_url: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[float] = mapped_column(Double)
+    heartbeat_at: Mapped[float] = mapped_column(Double)
+    fenced: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CheckpointRow(Base):
+    """A component's saved state (the anomaly detectors'), for whoever takes its work over."""
+
+    __tablename__ = "checkpoints"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    document: Mapped[dict[str, Any]]
+    saved_at: Mapped[float] = mapped_column(Double)
