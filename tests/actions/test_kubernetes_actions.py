@@ -97,3 +97,46 @@ def test_wait_available_fails_when_the_deadline_passes(twin: RunningTwin) -> Non
         waiter.run(
             {"namespace": "production", "deployment": "frontend"}, invocation(Memo(), timeout=20)
         )
+
+
+def test_a_scale_naming_a_stale_resource_version_is_refused_and_changes_nothing(
+    twin: RunningTwin,
+) -> None:
+    """The fencing precondition: a write decided on an old read gets 409, not applied."""
+    from selfheal.actions.kubernetes_client import ConflictError  # noqa: PLC0415
+
+    cluster = KubernetesCluster(host=twin.url)
+    stale = cluster.deployment("production", "order-service")
+    cluster.scale("production", "order-service", stale.replicas + 1)  # someone else writes
+    with pytest.raises(ConflictError):
+        cluster.scale("production", "order-service", 7, resource_version=stale.resource_version)
+    assert cluster.deployment("production", "order-service").replicas == stale.replicas + 1
+
+
+def test_scale_reads_again_when_the_deployment_changed_since_its_read(
+    twin: RunningTwin,
+) -> None:
+    """Another writer between read and write: the step re-reads, then writes only if needed."""
+    cluster = KubernetesCluster(host=twin.url)
+    original_read = cluster.deployment
+    reads = {"count": 0}
+
+    def read_then_someone_scales(namespace: str, name: str) -> Any:
+        state = original_read(namespace, name)
+        reads["count"] += 1
+        if reads["count"] == 1:  # after the step's first read, another writer sets 5
+            KubernetesCluster(host=twin.url).scale(namespace, name, 5)
+        return state
+
+    cluster.deployment = read_then_someone_scales  # type: ignore[method-assign]
+    action = kubernetes_actions.scale_action(cluster)
+    before = len(scale_requests(twin))
+    result = action.run(
+        {"namespace": "production", "deployment": "order-service", "replicas": 5},
+        invocation(Memo()),
+    )
+    assert reads["count"] == 2
+    assert result["changed"] is False
+    # The other writer's scale and the step's refused one: no second successful write.
+    statuses = [r["status"] for r in scale_requests(twin)[before:]]
+    assert statuses == [200, 409]

@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from selfheal.actions.kubernetes_client import KubernetesCluster
+from selfheal.actions.kubernetes_client import ConflictError, DeploymentState, KubernetesCluster
 from selfheal.domain.actions import ActionSpec, Invocation, StepFailed, StepType
 from selfheal.domain.errors import PermanentError, TemporaryError
 
 _POLL_S = 1.0  # scenario seconds between readiness checks
+# Reads and writes in a row when the deployment keeps changing between them.
+_CONFLICT_RETRIES = 5
 
 
 def _replicas(params: Mapping[str, Any]) -> int:
@@ -35,13 +37,11 @@ def scale_action(cluster: KubernetesCluster) -> ActionSpec:
         if isinstance(maximum, int) and wanted > maximum:
             raise StepFailed(f"refusing to scale {name} to {wanted}: above max_replicas {maximum}")
         previous = invocation.recall("previous_replicas")
-        current = cluster.deployment(namespace, name).replicas
+        state = cluster.deployment(namespace, name)
         if previous is None:
-            previous = current
+            previous = state.replicas
             invocation.remember("previous_replicas", previous)
-        changed = current != wanted
-        if changed:
-            cluster.scale(namespace, name, wanted)
+        changed = _scale_to(cluster, state, wanted)
         return {
             "namespace": namespace,
             "deployment": name,
@@ -61,6 +61,29 @@ def scale_action(cluster: KubernetesCluster) -> ActionSpec:
     )
 
 
+def _scale_to(cluster: KubernetesCluster, state: DeploymentState, wanted: int) -> bool:
+    """Set the replicas unless they are already `wanted`; True if this call changed them.
+
+    Each write names the version it was decided on; if the deployment changed meanwhile
+    (its status moves with every pod, or another writer got there first) it is read again
+    and decided again, so no write rests on a stale read and none is made twice.
+    """
+    for _ in range(_CONFLICT_RETRIES):
+        if state.replicas == wanted:
+            return False
+        try:
+            cluster.scale(
+                state.namespace, state.name, wanted, resource_version=state.resource_version
+            )
+        except ConflictError:
+            state = cluster.deployment(state.namespace, state.name)
+            continue
+        return True
+    raise TemporaryError(
+        f"{state.name} kept changing under {_CONFLICT_RETRIES} writes in a row", delay=1.0
+    )
+
+
 def restore_replicas_action(cluster: KubernetesCluster) -> ActionSpec:
     def run(params: Mapping[str, Any], invocation: Invocation) -> Mapping[str, Any]:
         namespace, name = str(params["namespace"]), str(params["deployment"])
@@ -73,9 +96,9 @@ def restore_replicas_action(cluster: KubernetesCluster) -> ActionSpec:
                 "changed": False,
                 "summary": f"nothing to restore: step {scaled_by!r} never read {name}",
             }
-        current = cluster.deployment(namespace, name).replicas
-        if current != previous:
-            cluster.scale(namespace, name, int(previous))
+        state = cluster.deployment(namespace, name)
+        current = state.replicas
+        _scale_to(cluster, state, int(previous))
         return {
             **base,
             "restored_to": previous,

@@ -43,6 +43,13 @@ class DeploymentState:
     updated: int
     generation: int
     observed_generation: int
+    # The version of the object this state was read from: a write that names it is refused
+    # (409) if anyone changed the object since, so no write rests on a stale read.
+    resource_version: str = ""
+
+
+class ConflictError(TemporaryError):
+    """The object changed since it was read (409): read it again before writing."""
 
 
 class KubernetesCluster:
@@ -91,23 +98,31 @@ class KubernetesCluster:
             updated=int(status.updated_replicas or 0),
             generation=int(found.metadata.generation or 0),
             observed_generation=int(status.observed_generation or 0),
+            resource_version=str(found.metadata.resource_version or ""),
         )
 
     def node_count(self) -> int:
         """How many nodes the cluster has (the whole a node blast-radius share is of)."""
         return len(self._call(self._core.list_node).items)
 
-    def scale(self, namespace: str, name: str, replicas: int) -> int:
-        """Set a deployment's replicas through its scale subresource; return the result."""
+    def scale(self, namespace: str, name: str, replicas: int, *, resource_version: str = "") -> int:
+        """Set a deployment's replicas through its scale subresource; return the result.
+
+        With `resource_version` (from the read the decision rests on), the write is refused
+        with ConflictError if the deployment changed since.
+        """
         check_name(namespace, field="namespace")
         check_name(name, field="deployment")
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
             raise PermanentError(f"replicas must be a non-negative integer, got {replicas!r}")
+        patch: dict[str, Any] = {"spec": {"replicas": replicas}}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
         scaled = self._call(
             self._apps.patch_namespaced_deployment_scale,
             name,
             namespace,
-            {"spec": {"replicas": replicas}},
+            patch,
             _content_type=_MERGE_PATCH,
         )
         return int(scaled.spec.replicas)
@@ -117,7 +132,9 @@ class KubernetesCluster:
             return method(*args, _request_timeout=self._timeout, **kwargs)
         except ApiException as exc:
             detail = f"Kubernetes API answered {exc.status} {exc.reason}"
-            if exc.status in {409, 429} or (exc.status or 0) >= 500:
+            if exc.status == 409:
+                raise ConflictError(f"{detail}: {_message(exc)}", delay=0.0) from exc
+            if exc.status == 429 or (exc.status or 0) >= 500:
                 raise TemporaryError(detail, delay=1.0) from exc
             raise PermanentError(f"{detail}: {_message(exc)}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
