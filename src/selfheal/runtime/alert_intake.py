@@ -16,9 +16,10 @@ not take them for quiet.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from selfheal.dispatch import AlertBus
 from selfheal.domain.model import Alert, AlertState, Fingerprint, Incident, IncidentState
 from selfheal.domain.model import fingerprint as alert_fingerprint
 from selfheal.incidents import IncidentIntake, intake
@@ -43,8 +44,12 @@ class AlertIntake:
         group_by: tuple[str, ...] | None,
         resolve_grace: float,
         max_pending: int,
+        bus: AlertBus | None = None,
+        bus_message: Callable[[Sequence[Alert], Sequence[bool]], tuple[bytes, str]] | None = None,
     ) -> None:
         self._store = store
+        self._bus = bus
+        self._bus_message = bus_message
         self._incidents = incidents
         self.intake = IncidentIntake(incidents, group_by=group_by)
         self._max_pending = max_pending
@@ -67,27 +72,57 @@ class AlertIntake:
     def receive(self, batch: Any, *, at: float) -> None:
         """The API's AlertSink: store a webhook's alerts durably before the sender is answered.
 
-        Raises InboxFull (a TemporaryError: 503 with Retry-After) when too many wait.
+        Into the inbox, or with a bus onto the bus (the bus worker moves them into the
+        inbox). Raises a TemporaryError (503 with Retry-After) when they cannot be stored:
+        InboxFull when too many wait, the store or the bus away.
         """
+        alerts = list(batch.alerts)
+        urgent = [intake.target_of(alert.labels) is not None for alert in alerts]
+        if self._bus is not None:
+            assert self._bus_message is not None
+            body, key = self._bus_message(alerts, urgent)
+            self._bus.publish(body, key=key)
+            return
+        self.store_received(alerts, urgent=urgent, at=at)
+
+    def store_received(self, alerts: Sequence[Alert], *, urgent: Sequence[bool], at: float) -> None:
+        """Write received alerts to the inbox, all or none (InboxFull past the bound)."""
         self._store.inbox.accept(
-            batch.alerts,
-            source="alertmanager",
-            at=at,
-            max_pending=self._max_pending,
-            urgent=[intake.target_of(alert.labels) is not None for alert in batch.alerts],
+            alerts, source="alertmanager", at=at, max_pending=self._max_pending, urgent=urgent
         )
 
     def take_from_inbox(self, *, at: float, limit: int) -> list[Incident]:
-        """Take up to `limit` inbox alerts into incidents; the open incidents to decide."""
+        """Take up to `limit` inbox alerts into incidents; the open incidents to decide.
+
+        Each slice is taken in one transaction that reads which alerts are still waiting,
+        so replicas sharing the inbox never take the same alert twice. A sender's alert is
+        news once: the inbox stores a repeat of the same alert once, so no in-memory filter
+        (which a failed write could leave wrong) stands between an alert and its incident.
+        """
         to_decide: dict[str, Incident] = {}
-        entries = self._store.inbox.pending(limit=limit)
-        self.last_take = len(entries)
-        for start in range(0, len(entries), _CONSUME_SLICE):
-            for incident in self._consume(entries[start : start + _CONSUME_SLICE], at=at):
-                to_decide.setdefault(incident.id, incident)
+        self.last_take = 0
+        while self.last_take < limit:
+            taken, results, resolved = self._store.inbox.take(
+                limit=min(_CONSUME_SLICE, limit - self.last_take),
+                build=self._arrivals,
+                at=at,
+            )
+            if not taken:
+                break
+            self.last_take += taken
+            self.alerts_received += len(results)
+            self.alerts_resolved += len(resolved)
+            for alert in resolved:
+                self.intake.receive(alert, at=at)
+            for incident, joined in results:
+                if not joined or incident.state == IncidentState.OPEN:
+                    to_decide.setdefault(incident.id, incident)
         return list(to_decide.values())
 
-    def _consume(self, entries: Sequence[InboxEntry], *, at: float) -> list[Incident]:
+    def _arrivals(
+        self, entries: Sequence[InboxEntry]
+    ) -> tuple[list[Arrival], list[AlertStateChange], list[Alert]]:
+        """What a slice of inbox alerts becomes: arrivals, alert states, resolutions."""
         arrivals: list[Arrival] = []
         resolved: list[Alert] = []
         states: dict[str, AlertStateChange] = {}
@@ -95,10 +130,9 @@ class AlertIntake:
             alert = entry.alert
             key = self.key(alert.name, alert.labels)
             fires = alert.state == AlertState.FIRING
-            states[alert_fingerprint(alert.name, alert.labels)] = AlertStateChange(
-                alert_fingerprint(alert.name, alert.labels), key, fires
-            )
-            if alert.state == AlertState.PENDING or not self._is_news(alert, at=at):
+            name = alert_fingerprint(alert.name, alert.labels)
+            states[name] = AlertStateChange(name, key, fires)
+            if alert.state == AlertState.PENDING:
                 continue
             if fires:
                 arrivals.append(
@@ -113,18 +147,7 @@ class AlertIntake:
                 )
             else:
                 resolved.append(alert)
-        results = self._store.inbox.consume(
-            entries, arrivals=arrivals, states=list(states.values()), at=at
-        )
-        self.alerts_received += len(arrivals)
-        self.alerts_resolved += len(resolved)
-        for alert in resolved:
-            self.intake.receive(alert, at=at)
-        return [
-            incident
-            for incident, joined in results
-            if not joined or incident.state == IncidentState.OPEN
-        ]
+        return arrivals, list(states.values()), resolved
 
     def webhook_firing(self) -> set[Fingerprint]:
         """The incident fingerprints that have a webhook alert firing now."""
@@ -139,12 +162,15 @@ class AlertIntake:
         """
         firing: list[Alert] = []
         resolved: list[Alert] = []
+        seen: dict[Fingerprint, tuple[str, float | None]] = {}
         for alert in alerts:
-            if alert.state != AlertState.PENDING and self._is_news(alert, at=at):
+            if alert.state != AlertState.PENDING and self._is_news(alert, seen=seen):
                 (firing if alert.state == AlertState.FIRING else resolved).append(alert)
+        results = self.intake.receive_firing(firing, at=at)
+        # Only once written: an alert whose write failed is still news at the next tick.
+        self._remember(seen, at=at)
         self.alerts_received += len(firing)
         self.alerts_resolved += len(resolved)
-        results = self.intake.receive_firing(firing, at=at)
         to_decide: dict[str, Incident] = {}
         for result in results:
             incident = result.incident
@@ -156,26 +182,31 @@ class AlertIntake:
             self.intake.receive(alert, at=at)
         return list(to_decide.values())
 
-    def _is_news(self, alert: Alert, *, at: float) -> bool:
-        """Whether the alert changed state since last seen (fired anew, or resolved)."""
+    def _is_news(self, alert: Alert, *, seen: dict[Fingerprint, tuple[str, float | None]]) -> bool:
+        """Whether the alert changed state since last seen (fired anew, or resolved).
+
+        The change goes into `seen`, to be remembered once it is written (`_remember`).
+        """
         moment = alert.fired_at if alert.state == AlertState.FIRING else alert.resolved_at
         key = alert_fingerprint(alert.name, alert.labels)
         change = (str(alert.state), moment)
-        with self._seen_lock:  # the loop (rules) and the intake worker (webhook) both ask
-            return self._note(key, change, at=at)
-
-    def _note(self, key: Fingerprint, change: tuple[str, float | None], *, at: float) -> bool:
-        if self._last_seen.get(key) == change:
+        with self._seen_lock:
+            known = self._last_seen.get(key)
+        if seen.get(key, known) == change:
             return False
-        self._last_seen[key] = change
-        if len(self._last_seen) > _PRUNE_SEEN_AT:
-            horizon = at - 3600.0
-            self._last_seen = {
-                k: (state, when)
-                for k, (state, when) in self._last_seen.items()
-                if state == str(AlertState.FIRING) or (when is not None and when >= horizon)
-            }
+        seen[key] = change
         return True
+
+    def _remember(self, seen: dict[Fingerprint, tuple[str, float | None]], *, at: float) -> None:
+        with self._seen_lock:
+            self._last_seen.update(seen)
+            if len(self._last_seen) > _PRUNE_SEEN_AT:
+                horizon = at - 3600.0
+                self._last_seen = {
+                    k: (state, when)
+                    for k, (state, when) in self._last_seen.items()
+                    if state == str(AlertState.FIRING) or (when is not None and when >= horizon)
+                }
 
     def resolve_quiet_incidents(
         self, firing: set[Fingerprint], *, at: float, started_at: float | None

@@ -222,6 +222,16 @@ class AnomalyWatcher:
             raise ConfigError(f"cannot read detector state {path}: {exc}") from exc
         if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
             raise ConfigError(f"detector state {path} is not version {_STATE_VERSION}")
+        self.restore(data)
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Take up every detector from a saved `state()` (a checkpoint a predecessor wrote).
+
+        Detectors of watches no longer configured, or whose detector changed, are dropped.
+        """
+        if data.get("version") != _STATE_VERSION:
+            _log.warning("detector checkpoint is not version %s: starting afresh", _STATE_VERSION)
+            return
         for name, saved in data.get("watches", {}).items():
             watch = self.watches.get(name)
             if watch is None or saved.get("detector") != watch.detector:

@@ -25,6 +25,7 @@ from selfheal.actions import approval, bookkeeping, kubernetes_actions, verify
 from selfheal.actions.kubernetes_client import KubernetesCluster
 from selfheal.actions.ports import ApprovalBook, MetricsQuery
 from selfheal.decision import guardrails, policy
+from selfheal.dispatch import AlertBus
 from selfheal.domain.actions import ActionSpec, StepType
 from selfheal.domain.errors import ConfigError, TemporaryError
 from selfheal.domain.model import (
@@ -37,9 +38,10 @@ from selfheal.domain.model import (
     fingerprint,
 )
 from selfheal.domain.time import Clock, SteppedClock
-from selfheal.runtime import recovery
+from selfheal.runtime import bus_worker
 from selfheal.runtime.alert_intake import AlertIntake
 from selfheal.runtime.anomalies import AnomalyWatcher
+from selfheal.runtime.coordinator import Coordinator, default_replica_id
 from selfheal.runtime.deciding import Decider
 from selfheal.runtime.decision_worker import DecisionWorker
 from selfheal.runtime.dispatch import Dispatcher
@@ -48,6 +50,7 @@ from selfheal.runtime.guardrail_facts import GuardrailCheck
 from selfheal.runtime.health import Health
 from selfheal.runtime.incident_views import StoreIncidentBook
 from selfheal.runtime.intake_worker import IntakeWorker
+from selfheal.runtime.leader_duties import LeaderDuties
 from selfheal.runtime.policy_input import PolicyInputBuilder
 from selfheal.runtime.recorder import IncidentStore, Recorder
 from selfheal.runtime.settings import Settings
@@ -125,7 +128,6 @@ class Controller:
         self.settings = settings
         self.clock = clock
         self.cluster = cluster
-        state_dir = settings.path(settings.state_dir)
         # Validate every file first: a bad one refuses the start before anything is created.
         self.rule_groups = rules.load_rule_files([settings.path(p) for p in settings.rules])
         self.runbooks = load_runbooks(settings.path(settings.runbooks), step_types=step_types())
@@ -135,18 +137,7 @@ class Controller:
             if settings.guardrails is not None
             else None
         )
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create state_dir {state_dir}: {exc.strerror}") from exc
-        self.state_dir = state_dir
-        # Before anything in the state is opened: a second controller here is refused.
-        self.state_lock = StateLock(state_dir, config=settings.config_file)
-        try:
-            self.store = open_store(f"sqlite:///{state_dir / 'state.db'}")
-        except BaseException:
-            self.state_lock.release()
-            raise
+        self._open_state()
         self.telemetry = SharedTelemetry(retention=settings.telemetry.retention)
         self.source: InstantSource = (
             PrometheusSource(str(settings.telemetry.source.url))
@@ -155,6 +146,75 @@ class Controller:
         )
         self.evaluator = rules.RuleEvaluator(
             self.rule_groups, source=self.source, external_labels=settings.external_labels
+        )
+        self.scraper = scrape.Scraper(
+            targets=targets,
+            sink=self.telemetry,
+            clock=clock,
+            interval=settings.telemetry.scrape_interval,
+        )
+        self.anomalies: AnomalyWatcher | None = None
+        if settings.anomalies.watches:
+            self.anomalies = AnomalyWatcher(
+                settings.anomalies,
+                source=self.source,
+                state_file=None if settings.state.shared else self.state_dir / "detectors.json",
+            )
+        self._started_at: float | None = None
+        # Called (in a worker thread) after every evaluation: a demo's scripted responders.
+        self.tick_listeners: list[Callable[[], None]] = []
+        self._next_watch: float | None = None
+        self._next_quiet_check: float | None = None
+        self._next_detector_save: float | None = None
+        self._wire_stages(rails_file)
+
+    def _open_state(self) -> None:
+        """The state directory, the store, the coordinator and the bus (in that order)."""
+        settings = self.settings
+        state_dir = settings.path(settings.state_dir)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create state_dir {state_dir}: {exc.strerror}") from exc
+        self.state_dir = state_dir
+        shared = settings.state.shared
+        self.replica_id = settings.replica.id or default_replica_id()
+        # Before anything in the state is opened: a second controller on the same SQLite
+        # state is refused. Replicas on PostgreSQL share theirs by design (coordinator.py).
+        self.state_lock = None if shared else StateLock(state_dir, config=settings.config_file)
+        try:
+            self.store = open_store(
+                settings.state.url or f"sqlite:///{state_dir / 'state.db'}",
+                # A third of a lease: a replica frozen inside a write releases the store's
+                # write lock well before its silence gets it fenced.
+                idle_in_transaction_s=self._lease_wall_s / 3,
+            )
+            self.bus = _open_bus(settings)
+        except BaseException:
+            if self.state_lock is not None:
+                self.state_lock.release()
+            raise
+        self.coordinator = Coordinator(
+            store=self.store,
+            clock=self.clock,
+            replica_id=self.replica_id,
+            heartbeat=settings.replica.heartbeat,
+            lease=settings.replica.lease,
+            shared=shared,
+        )
+
+    @property
+    def _lease_wall_s(self) -> float:
+        """The replicas' lease in real seconds (it is configured in scenario seconds)."""
+        return self.settings.replica.lease / _speed(self.clock)
+
+    def _wire_stages(self, rails_file: guardrails.GuardrailFile | None) -> None:
+        """The stages' objects, each given the ports it needs."""
+        settings, clock, cluster, shared = (
+            self.settings,
+            self.clock,
+            self.cluster,
+            self.settings.state.shared,
         )
         self.incidents = IncidentStore(self.store)
         self.incident_book = StoreIncidentBook(self.store)
@@ -167,21 +227,18 @@ class Controller:
             approvals=self.store.approvals,
         )
         self.engine = WorkflowEngine(
-            database_url=f"sqlite:///{state_dir / 'workflows.db'}",
+            database_url=_dbos_url(settings.state.url)
+            if shared
+            else f"sqlite:///{self.state_dir / 'workflows.db'}",
             runbooks=self.runbooks,
             actions=actions,
             observer=self.recorder,
             clock=clock,
+            # One node keeps the executor id its earlier runs used, so it resumes them.
+            executor_id=self.replica_id if shared else "local",
+            idle_in_transaction_s=self._lease_wall_s / 3,
+            wait_to_act=self.coordinator.wait_to_act,
         )
-        self.scraper = scrape.Scraper(
-            targets=targets,
-            sink=self.telemetry,
-            clock=clock,
-            interval=settings.telemetry.scrape_interval,
-        )
-        self._started_at: float | None = None
-        # Called (in a worker thread) after every evaluation: a demo's scripted responders.
-        self.tick_listeners: list[Callable[[], None]] = []
         longest_for = max(
             (rule.spec.for_ for group in self.rule_groups for rule in group.rules), default=0.0
         )
@@ -191,16 +248,10 @@ class Controller:
             group_by=settings.alerts.group_by,
             resolve_grace=longest_for + 3 * settings.telemetry.evaluation_interval,
             max_pending=settings.alerts.max_pending,
+            bus=self.bus,
+            bus_message=bus_worker.encode,
         )
         self.intake = self.alerts.intake
-        self.anomalies: AnomalyWatcher | None = None
-        if settings.anomalies.watches:
-            self.anomalies = AnomalyWatcher(
-                settings.anomalies, source=self.source, state_file=state_dir / "detectors.json"
-            )
-        self._next_watch: float | None = None
-        self._next_quiet_check: float | None = None
-        self._next_detector_save: float | None = None
         self.escalation = Escalation(recorder=self.recorder, incidents=self.incidents)
         self.guardrail_check = GuardrailCheck(
             rails_file=rails_file, store=self.store, cluster=cluster, source=self.source
@@ -242,6 +293,28 @@ class Controller:
             on_failure=self._intake_failed,
             on_success=lambda: self.health.recovered(component="intake"),
         )
+        self.duties = LeaderDuties(
+            store=self.store,
+            incidents=self.incidents,
+            decider=self.decider,
+            dispatcher=self.dispatcher,
+            engine=self.engine,
+            coordinator=self.coordinator,
+            worker=self.worker,
+            anomalies=self.anomalies,
+        )
+        self.bus_worker = (
+            None
+            if self.bus is None
+            else bus_worker.BusWorker(
+                bus=self.bus,
+                alerts=self.alerts,
+                intake=self.intake_worker,
+                clock=clock,
+                on_failure=lambda error: self._intake_failed(error, component="bus"),
+                on_success=lambda: self.health.recovered(component="bus"),
+            )
+        )
 
     @property
     def guardrails(self) -> guardrails.GuardrailFile | None:
@@ -265,18 +338,15 @@ class Controller:
         """
         await asyncio.to_thread(self.engine.launch)
         self._started_at = self.clock.now()
-        resumed = await asyncio.to_thread(
-            recovery.resume,
-            store=self.store,
-            incidents=self.incidents,
-            decider=self.decider,
-            dispatcher=self.dispatcher,
-            at=self._started_at,
-        )
+        await asyncio.to_thread(self.coordinator.start)
         self.worker.start()
-        self.worker.submit(resumed.to_decide)
+        if not self.coordinator.shared:
+            # One node: whatever its last stop left mid-way is picked up before anything else.
+            await asyncio.to_thread(self.duties.sweep_now, at=self._started_at)
         self.intake_worker.start()
         self.intake_worker.wake()  # alerts a stop left in the inbox
+        if self.bus_worker is not None:
+            self.bus_worker.start()
         interval = self.settings.telemetry.evaluation_interval
         stepped = self.clock if isinstance(self.clock, SteppedClock) else None
         clock_file = None if stepped is None else SteppedClockWriter(self.state_dir, stepped)
@@ -284,7 +354,7 @@ class Controller:
         try:
             async with httpx.AsyncClient(timeout=5.0) as client:
                 next_tick = self.clock.now()
-                while not stop.is_set():
+                while not stop.is_set() and not self.coordinator.fenced:
                     began = time.monotonic()
                     await self._tick(client)
                     next_tick += interval
@@ -304,12 +374,16 @@ class Controller:
                     await _wait(stop, max(0.0, delay) / _speed(self.clock))
         finally:
             self.health.running = False
-            # The intake's slice and the decisions in hand finish; runbooks stop at their next
-            # sleep or step and resume there at the next start (a step in the middle of a
-            # call finishes it first). What waits in the inbox waits for the next start.
+            # The bus's batch in hand is stored, the intake's slice and the decisions in hand
+            # finish; runbooks stop at their next sleep or step and resume there at the next
+            # start (a step in the middle of a call finishes it first). What waits in the
+            # inbox or on the bus waits for the next start, or for another replica.
+            if self.bus_worker is not None:
+                await asyncio.to_thread(self.bus_worker.stop, timeout=_QUIET_S * 5)
             await asyncio.to_thread(self.intake_worker.stop, timeout=_QUIET_S * 5)
             await asyncio.to_thread(self.worker.stop, timeout=_QUIET_S * 5)
             await asyncio.to_thread(self.engine.shutdown)
+            await asyncio.to_thread(self.coordinator.stop)
             if stepped is not None:
                 stepped.run_free()
             if clock_file is not None:
@@ -324,8 +398,14 @@ class Controller:
         began = self.health.last_tick = time.monotonic()
         try:
             if self.settings.telemetry.source.kind == "local":
+                # Every replica scrapes, as a pair of Prometheus servers does: a runbook's
+                # verify step and the policy's input read this replica's own samples, and a
+                # new lease holder evaluates on a history without a gap.
                 await self.scraper.scrape_once(client)
-            await self.evaluate_once()
+            if self.coordinator.leader:
+                # The single work: one replica evaluates and watches (the lease's holder).
+                await self.evaluate_once()
+                await asyncio.to_thread(self.duties.run, at=self.clock.now())
             for listener in self.tick_listeners:
                 await asyncio.to_thread(listener)
         except TemporaryError as exc:
@@ -381,9 +461,9 @@ class Controller:
         if self.health.ticks % _PRUNE_EVERY_TICKS == 0:
             await asyncio.to_thread(self.store.inbox.prune, processed_before=at - _INBOX_KEEP_S)
 
-    def _intake_failed(self, error: BaseException) -> None:
+    def _intake_failed(self, error: BaseException, *, component: str = "intake") -> None:
         if isinstance(error, TemporaryError):
-            self.health.failing(str(error), component="intake")
+            self.health.failing(str(error), component=component)
         else:
             self.health.crashed(error)
 
@@ -467,14 +547,37 @@ class Controller:
 
     def close(self) -> None:
         self.bundle.close()
+        if self.bus is not None:
+            self.bus.close()
         self.store.close()
-        self.state_lock.release()
+        if self.state_lock is not None:
+            self.state_lock.release()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     """Wait `seconds` real seconds, or less if `stop` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def _open_bus(settings: Settings) -> AlertBus | None:
+    """The configured alert bus; None for the in-process default (the webhook writes)."""
+    if settings.bus.kind != "nats":
+        return None
+    from selfheal.dispatch.nats_bus import NatsBus  # noqa: PLC0415 - only when configured
+
+    return NatsBus(
+        url=settings.bus.url,
+        stream=settings.bus.stream,
+        subject=settings.bus.subject,
+        consumer=settings.bus.consumer,
+    )
+
+
+def _dbos_url(url: str | None) -> str:
+    """The workflow engine's system database: the store's, in the plain PostgreSQL form."""
+    assert url is not None
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def _speed(clock: Clock) -> float:

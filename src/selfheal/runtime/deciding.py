@@ -95,13 +95,20 @@ class Decider:
                 settled.append(decision)
         self._store.decisions.record_many(settled, at=self._clock.now())
         for incident, decision in acting:
-            moved = self._incidents.move(
+            moved = self._incidents.claim(
                 incident.id, IncidentState.DECIDING, reason="evaluating policy", at=at
             )
-            if moved.state != IncidentState.DECIDING:
-                continue  # something else moved it meanwhile (resolved, say)
-            self._store.decisions.record(decision)
-            self._act_on(moved, decision, at=self._clock.now())
+            if moved is None:
+                continue  # something else moved it meanwhile (resolved, another replica)
+            try:
+                self._store.decisions.record(decision)
+                self._act_on(moved, decision, at=self._clock.now())
+            except Exception:
+                # Give the claim back, so the one-at-a-time retry decides it again.
+                self._incidents.move(
+                    incident.id, IncidentState.OPEN, reason="deciding failed; again", at=at
+                )
+                raise
         for incident, reason in failed:
             self._escalation.escalate(incident, reason, at=self._clock.now())
 
@@ -159,11 +166,14 @@ class Decider:
                     incident.id, IncidentState.OPEN, reason="the policy is off (modes)", at=at
                 )
             return None
-        incident = self._incidents.move(
+        claimed = self._incidents.claim(
             incident.id, IncidentState.DECIDING, reason="evaluating policy", at=at
         )
-        if incident.state != IncidentState.DECIDING:
-            return None  # something else moved it meanwhile (resolved, say): nothing to decide
+        if claimed is None:
+            # Something else moved it meanwhile (resolved, say, or another replica is
+            # deciding it): nothing to decide here.
+            return None
+        incident = claimed
         try:
             decision = self._evaluate(incident, at=at)
         except PolicyError as exc:

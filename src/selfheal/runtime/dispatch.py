@@ -3,8 +3,8 @@
 The workflow id is the idempotency key (`remediate.<incident>.<runbook>`): starting it again
 after a crash or a re-fired alert finds the existing workflow. The run is recorded before the
 engine starts it, so the next decision's guardrails count it even before its first step; a
-crash between the two leaves a recorded run with no workflow, which `abandon_unstarted_runs`
-closes at the next start and escalates.
+crash between the two leaves a recorded run with no workflow, which
+`close_runs_that_cannot_finish` closes at the next start and escalates.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from selfheal.runtime.recorder import Recorder
 from selfheal.runtime.settings import Settings
 from selfheal.store import RunStatus, Store
 from selfheal.workflows import Runbook, WorkflowEngine
+
+# Workflow engine states of a run that ended without reaching the runbook's end.
+_ENDED_UNFINISHED = frozenset({"ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
 
 
 def workflow_id_for(incident: Incident, runbook: str) -> str:
@@ -88,23 +91,39 @@ class Dispatcher:
             )
 
     def _abandon(self, workflow_id: str, *, at: float) -> None:
-        """Close a run recorded as started whose workflow never began."""
+        """Close a run recorded as started whose workflow never began (or cannot finish)."""
         run = self._store.workflows.find(WorkflowId(workflow_id))
         if run is not None and run.status is RunStatus.RUNNING:
             self._store.workflows.finish(
                 WorkflowId(workflow_id), status=RunStatus.CANCELLED, outcome=Outcome.FAILED, at=at
             )
 
-    def abandon_unstarted_runs(self, *, at: float) -> None:
-        """After a crash between recording a run and starting its workflow: close the run.
+    def close_runs_that_cannot_finish(
+        self, *, at: float, started_before: float | None = None
+    ) -> None:
+        """Close runs that will never finish, and escalate their incidents.
 
-        The incident is escalated: nothing was done, and a person should know.
+        A crash between recording a run and starting its workflow leaves a run with no
+        workflow (nothing was done); a workflow the engine gave up on leaves one that will
+        not move again. Either way a person should know. With
+        `started_before`, only runs recorded before then (a live replica may be about to
+        start a younger one).
         """
         for run in self._store.workflows.since(at):
-            if run.status is RunStatus.RUNNING and self._engine.status(run.workflow_id) is None:
-                self._abandon(run.workflow_id, at=at)
-                incident = self._store.incidents.get(run.incident_id)
-                if incident.state in {IncidentState.REMEDIATING, IncidentState.AWAITING_APPROVAL}:
-                    self._escalation.escalate(
-                        incident, "the controller stopped before its runbook started", at=at
-                    )
+            if started_before is not None and run.started_at >= started_before:
+                continue
+            if run.status is not RunStatus.RUNNING:
+                continue
+            status = self._engine.status(run.workflow_id)
+            if status is None:
+                reason = "the controller stopped before its runbook started"
+            elif status in _ENDED_UNFINISHED:
+                # The engine gave the run up (a bug, or recovered too often): it will not
+                # finish, and a person must look at what it left.
+                reason = f"the runbook's run ended in the workflow engine unfinished ({status})"
+            else:
+                continue
+            self._abandon(run.workflow_id, at=at)
+            incident = self._store.incidents.get(run.incident_id)
+            if incident.state in {IncidentState.REMEDIATING, IncidentState.AWAITING_APPROVAL}:
+                self._escalation.escalate(incident, reason, at=at)

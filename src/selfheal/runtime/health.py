@@ -43,20 +43,34 @@ class Health:
         self.running = False
         self.ticks = 0
         self.last_tick: float | None = None  # monotonic
-        self._failures: dict[str, str] = {}  # component -> why it cannot work now
+        # component -> why it cannot work now, and since when (monotonic)
+        self._failures: dict[str, tuple[str, float]] = {}
         self.errors = 0
         self.last_error: str | None = None
         self.slowest_tick_s = 0.0
 
     @property
     def failure(self) -> str | None:
-        """Why input cannot be stored now (the first failing component's reason), or None."""
+        """Why input cannot be stored now (the first failing component's reason), or None.
+
+        The webhook's own failure counts for a retry period only: only a webhook request
+        finds out that the store took writes again, and a replica reported unready for
+        good would get none (a load balancer sends it nothing) and never find out.
+        """
+        now = time.monotonic()
         with self._lock:
-            return next(iter(self._failures.values()), None)
+            return next(
+                (
+                    why
+                    for part, (why, since) in self._failures.items()
+                    if part != "webhook" or now - since < RETRY_AFTER_S
+                ),
+                None,
+            )
 
     def failing(self, reason: str, *, component: str = "loop") -> None:
         with self._lock:
-            self._failures[component] = reason
+            self._failures[component] = (reason, time.monotonic())
 
     def recovered(self, *, component: str = "loop") -> None:
         with self._lock:
@@ -78,7 +92,9 @@ class Health:
         again, and succeeding is how it finds out the store is back.
         """
         with self._lock:
-            failure = next((why for part, why in self._failures.items() if part != "webhook"), None)
+            failure = next(
+                (why for part, (why, _) in self._failures.items() if part != "webhook"), None
+            )
         if failure is not None:
             raise TemporaryError(f"not taking input now: {failure}", delay=RETRY_AFTER_S)
 

@@ -74,6 +74,14 @@ class IncidentStore:
             incident_id, state, at=at, reason=reason, allowed_from=moves_into(state)
         )
 
+    def claim(
+        self, incident_id: IncidentId, state: IncidentState, *, reason: str, at: float
+    ) -> Incident | None:
+        """Move an incident into `state`; None unless this call moved it (see store)."""
+        return self._store.incidents.claim(
+            incident_id, state, at=at, reason=reason, allowed_from=moves_into(state)
+        )
+
     def move_many(
         self, incident_ids: Sequence[IncidentId], state: IncidentState, *, reason: str, at: float
     ) -> list[Incident]:

@@ -10,7 +10,7 @@ this covers the stages around them, from the store's records alone:
 - an `open` incident whose last word was "waiting for another's fix" waits again for that
   fix, and is decided afresh if the fix has failed meanwhile;
 - a run recorded as started whose workflow never began is closed and its incident escalated
-  (`Dispatcher.abandon_unstarted_runs`).
+  (`Dispatcher.close_runs_that_cannot_finish`).
 
 Nothing is left `deciding`, and no `open` incident is forgotten, whatever moment the stop
 came at; the fault harness (selfheal.lab.faults) kills the controller at each of these
@@ -43,10 +43,15 @@ def resume(
     decider: Decider,
     dispatcher: Dispatcher,
     at: float,
+    stale_before: float | None = None,
 ) -> Resumed:
-    """Bring every incident back to a state the loop carries on from (see the module)."""
-    dispatcher.abandon_unstarted_runs(at=at)
-    interrupted = store.incidents.list(state=IncidentState.DECIDING)
+    """Bring every incident back to a state the loop carries on from (see the module).
+
+    With replicas sharing the state, `stale_before` limits this to what no live replica
+    can still be working on: incidents and runs untouched since then (a lease ago).
+    """
+    dispatcher.close_runs_that_cannot_finish(at=at, started_before=stale_before)
+    interrupted = store.incidents.list(state=IncidentState.DECIDING, updated_before=stale_before)
     incidents.move_many(
         [incident.id for incident in interrupted],
         IncidentState.OPEN,
@@ -62,7 +67,7 @@ def resume(
     to_decide = [incident.id for incident in interrupted]
     to_decide += [
         incident.id
-        for incident in store.incidents.undecided()
+        for incident in store.incidents.undecided(opened_before=stale_before)
         if incident.id not in waits and incident.id not in to_decide
     ]
     return Resumed(to_decide=to_decide, waiting=waits)

@@ -86,6 +86,55 @@ class ApiSettings(_Strict):
         return tuple(dict.fromkeys(["127.0.0.1", "localhost", host]))
 
 
+class StateSettings(_Strict):
+    """Where the store and the workflow engine keep their state.
+
+    The default (no `url`) is SQLite files in `state_dir`, for one controller. A
+    `postgresql+psycopg://...` URL is shared by every replica: the store's tables, the
+    workflow engine's system tables (their own schema), the leases and the heartbeats.
+    """
+
+    url: str | None = None
+
+    @pydantic.field_validator("url")
+    @classmethod
+    def _known_database(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite:", "postgresql")):
+            raise ValueError("use a sqlite:/// or postgresql+psycopg:// URL")
+        return url
+
+    @property
+    def shared(self) -> bool:
+        """Whether replicas share this state (PostgreSQL), not one process alone (SQLite)."""
+        return self.url is not None and self.url.startswith("postgresql")
+
+
+class BusSettings(_Strict):
+    """How the API hands alerts to the replicas: in-process (one node) or NATS JetStream."""
+
+    kind: Literal["inprocess", "nats"] = "inprocess"
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = pydantic.Field(default="SELFHEAL", pattern=r"^[A-Za-z0-9_-]+$")
+    subject: str = pydantic.Field(default="selfheal.alerts", pattern=r"^[A-Za-z0-9_.-]+$")
+    consumer: str = pydantic.Field(default="selfheal-intake", pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class ReplicaSettings(_Strict):
+    """This replica: its id, how often it says it lives, and how long a lease lasts."""
+
+    # Default: the host name and the process id (also the workflow engine's executor id).
+    id: str | None = pydantic.Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    heartbeat: Annotated[Duration, pydantic.Field(gt=0)] = 2.0
+    # A replica silent for this long is taken for dead: its leases and workflows pass on.
+    lease: Annotated[Duration, pydantic.Field(gt=0)] = 10.0
+
+    @pydantic.model_validator(mode="after")
+    def _beats_within_a_lease(self) -> ReplicaSettings:
+        if self.heartbeat * 2 > self.lease:
+            raise ValueError("the heartbeat must come at least twice within a lease")
+        return self
+
+
 class TelemetrySettings(_Strict):
     """How often to scrape and evaluate rules, and how long to keep samples."""
 
@@ -227,6 +276,9 @@ class Settings(_Strict):
     guardrails: Path | None = None
     runbooks: Path
     state_dir: Path = Path(".selfheal/state")
+    state: StateSettings = StateSettings()
+    bus: BusSettings = BusSettings()
+    replica: ReplicaSettings = ReplicaSettings()
     budget: BudgetSettings = BudgetSettings()
     slo: SloSettings = SloSettings()
     alerts: AlertSettings = AlertSettings()

@@ -21,10 +21,10 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 
@@ -40,6 +40,10 @@ APP_VERSION = "selfheal-runbooks-1"
 _ENTER_TIMEOUT_S = 5.0
 # Scenario seconds a workflow sleeps at a time, so that a stop interrupts a long sleep.
 _SLEEP_SLICE_S = 1.0
+# Real seconds between tries to record a run's progress while the store is away.
+_STORE_RETRY_FIRST_S = 0.2
+_STORE_RETRY_MAX_S = 5.0
+T = TypeVar("T")
 # How long (real seconds) a stop waits for running steps to finish their current call.
 STOP_DEADLINE_S = 15.0
 
@@ -115,6 +119,25 @@ class _StoppableClock:
         return self._clock.hold()
 
 
+def _until_stored(write: Callable[[], T]) -> T:
+    """Run a write of the run's record, retrying while the store is away.
+
+    A step's effect is done or not whatever the store says; what it did must be recorded
+    before the run goes on. So, as the workflow engine does with its own database, a run
+    waits for the store to come back (a restarted server, a locked file) instead of failing
+    the runbook for it; an engine that stops meanwhile unwinds it, to resume here later.
+    """
+    pause = _STORE_RETRY_FIRST_S
+    while True:
+        try:
+            return write()
+        except TemporaryError as exc:
+            _log.warning("cannot record the run's progress (%s); retrying", exc)
+            if _registry.stopping.wait(pause):
+                raise EngineStopping from exc
+            pause = min(pause * 2, _STORE_RETRY_MAX_S)
+
+
 @dataclass
 class _Registry:
     runbooks: dict[str, Runbook] = field(default_factory=dict)
@@ -125,6 +148,9 @@ class _Registry:
     entering: dict[str, threading.Event] = field(default_factory=dict)
     # Set when the engine stops: workflows unwind at their next sleep or step.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Blocks until this replica may have effects (fencing), False if it must stop instead;
+    # asked before each step's action.
+    wait_to_act: Callable[[threading.Event], bool] = field(default=lambda _stopping: True)
     # How many workflow threads are running our code now.
     active: int = 0
     active_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -137,13 +163,15 @@ _registry = _Registry()
 def _record_start(request: dict[str, Any]) -> float:
     observer, clock = _require()
     at = clock.now()
-    observer.workflow_started(
-        workflow_id=request["workflow_id"],
-        runbook=request["runbook"],
-        params=request["params"],
-        incident=request["incident"],
-        at=at,
-        waits_for_approval=bool(request.get("approval")),
+    _until_stored(
+        lambda: observer.workflow_started(
+            workflow_id=request["workflow_id"],
+            runbook=request["runbook"],
+            params=request["params"],
+            incident=request["incident"],
+            at=at,
+            waits_for_approval=bool(request.get("approval")),
+        )
     )
     return at
 
@@ -152,7 +180,11 @@ def _record_start(request: dict[str, Any]) -> float:
 def _record_finish(workflow_id: str, outcome: str, summary: dict[str, Any]) -> float:
     observer, clock = _require()
     at = clock.now()
-    observer.workflow_finished(workflow_id=workflow_id, outcome=outcome, summary=summary, at=at)
+    _until_stored(
+        lambda: observer.workflow_finished(
+            workflow_id=workflow_id, outcome=outcome, summary=summary, at=at
+        )
+    )
     return at
 
 
@@ -191,6 +223,10 @@ def _run_step(
             incident=request["incident"],
             memo=observer,
         )
+        if not _registry.wait_to_act(_registry.stopping):
+            # Fenced: another replica has this workflow now (or the engine stops). Unwind
+            # unrecorded; whoever owns the workflow runs this step.
+            raise EngineStopping
         try:
             output = dict(action.run(params, invocation))
             break
@@ -213,18 +249,22 @@ def _run_step(
     if error:
         # What the step found out before it failed (its memo: the replicas it read before
         # scaling, say) is part of what it reports, so compensation can use it.
-        output = {**observer.recall_all(f"{request['workflow_id']}/{step.id}"), **output}
-    observer.step_finished(
-        workflow_id=request["workflow_id"],
-        step_id=step.id,
-        step_type=step.type,
-        params=params,
-        status=status,
-        output=output,
-        error=error,
-        attempts=attempts,
-        compensation=compensation,
-        at=clock.now(),
+        memo = _until_stored(lambda: observer.recall_all(f"{request['workflow_id']}/{step.id}"))
+        output = {**memo, **output}
+    finished_at = clock.now()
+    _until_stored(
+        lambda: observer.step_finished(
+            workflow_id=request["workflow_id"],
+            step_id=step.id,
+            step_type=step.type,
+            params=params,
+            status=status,
+            output=output,
+            error=error,
+            attempts=attempts,
+            compensation=compensation,
+            at=finished_at,
+        )
     )
     return {"status": status, "output": output, "error": error, "attempts": attempts}
 
@@ -343,6 +383,9 @@ class WorkflowEngine:
         actions: Mapping[str, ActionSpec],
         observer: WorkflowObserver,
         clock: Clock,
+        executor_id: str = "local",
+        wait_to_act: Callable[[threading.Event], bool] | None = None,
+        idle_in_transaction_s: float = 60.0,
     ) -> None:
         missing = sorted(
             {
@@ -355,26 +398,46 @@ class WorkflowEngine:
         if missing:
             raise ConfigError(f"no action implements step types {missing}")
         self._database_url = database_url
+        # Workflows belong to the executor that started them (a replica); another takes
+        # them over only through `recover`, once that replica is known dead.
+        self._executor_id = executor_id
+        self._idle_in_transaction_s = idle_in_transaction_s
         self._lock = threading.Lock()
         _registry.runbooks = dict(runbooks)
         _registry.actions = dict(actions)
         _registry.observer = observer
         _registry.clock = clock
         _registry.stopping = threading.Event()
+        _registry.wait_to_act = wait_to_act or (lambda _stopping: True)
         self._clock = clock
         self._launched = False
 
     def launch(self) -> None:
-        """Start DBOS; workflows left unfinished by a crash resume now."""
+        """Start DBOS; this executor's workflows left unfinished by a crash resume now."""
         config: DBOSConfig = {
             "name": "selfheal",
             "system_database_url": self._database_url,
             "log_level": "WARNING",
             "application_version": APP_VERSION,
+            "executor_id": self._executor_id,
         }
+        if self._database_url.startswith("postgresql"):
+            # Replicas share the database: few connections each, and a frozen replica's
+            # open transaction must not hold the others' up for long (see open_store).
+            config["sys_db_pool_size"] = 10
+            config["sys_db_idle_transaction_timeout_sec"] = max(1.0, self._idle_in_transaction_s)
         DBOS(config=config)
         DBOS.launch()
         self._launched = True
+
+    def recover(self, executor_ids: Sequence[str]) -> int:
+        """Take over the unfinished workflows of other executors (dead replicas); how many.
+
+        They resume here at their interrupted step, as after a crash of this executor.
+        """
+        if not executor_ids:
+            return 0
+        return len(DBOS._recover_pending_workflows(list(executor_ids)))  # noqa: SLF001
 
     def start(
         self,
