@@ -185,8 +185,23 @@ def demo(
             "default: the config's modes.policy",
         ),
     ] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--replicas",
+            min=2,
+            max=9,
+            help="A team of replicas on PostgreSQL and NATS (the machine's, else its own), "
+            "one killed mid-remediation",
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario on the built-in twin with the controller closing the loop."""
+    if replicas is not None:
+        from selfheal.cli import team_story  # noqa: PLC0415 - only this demo needs the lab
+
+        team_story.run(_console, replicas=replicas, as_json=as_json)
+        return
     if mode is not None and mode not in {"enforce", "shadow", "off"}:
         raise _fail(
             ConfigError(
@@ -251,6 +266,14 @@ def run(
     log_format: Annotated[
         str, typer.Option("--log-format", help="text (for people) or json (one object a line).")
     ] = "text",
+    replica_id: Annotated[
+        str | None,
+        typer.Option("--replica-id", help="This replica's id (default: host and pid)."),
+    ] = None,
+    api_listen: Annotated[
+        str | None,
+        typer.Option("--api-listen", help="Serve the API here (HOST:PORT), over the config's."),
+    ] = None,
 ) -> None:
     """Run the controller against what the config names until SIGTERM or Ctrl-C.
 
@@ -275,9 +298,13 @@ def run(
         )
     logs.configure(level=log_level, log_format="json" if log_format == "json" else "text")
     try:
-        controller_process.run_forever(config=config, state_dir=state_dir)
+        code = controller_process.run_forever(
+            config=config, state_dir=state_dir, replica_id=replica_id, api_listen=api_listen
+        )
     except ConfigError as error:
         raise _fail(error) from None
+    if code:
+        raise typer.Exit(code=code)
 
 
 app.command()(approvals_cmd.approve)
@@ -455,6 +482,64 @@ def bench_faults(
         _console.print(f"{key}: {value}", highlight=False)
     bad = [key for key in (*fault_bench.COUNTS, "controller_crashes") if result[key]]
     if bad:
+        raise typer.Exit(code=1)
+
+
+@bench_app.command("ha")
+def bench_ha(
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="Kill trials (each stage, then random).")
+    ] = 100,
+    pauses: Annotated[
+        int | None,
+        typer.Option("--pauses", min=0, help="SIGSTOP trials (default: a tenth of --trials)."),
+    ] = None,
+    restarts: Annotated[
+        int, typer.Option("--restarts", min=0, help="Restarts of NATS and of PostgreSQL each.")
+    ] = 2,
+    storm_per_minute: Annotated[
+        int, typer.Option("--storm-per-minute", min=50, help="The storm's alerts a minute.")
+    ] = 10_000,
+    storm_minutes: Annotated[
+        float, typer.Option("--storm-minutes", min=0.1, help="How long the storm lasts.")
+    ] = 5.0,
+    throughput_alerts: Annotated[
+        int, typer.Option("--throughput-alerts", min=100, help="Alerts per throughput run.")
+    ] = 20_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Kill, pause and cut off replicas on PostgreSQL and NATS; storm; intake throughput."""
+    from selfheal.lab import ha_bench  # noqa: PLC0415 - only this command needs it
+    from selfheal.lab.servers import ServerUnavailable  # noqa: PLC0415
+
+    def tell(line: str) -> None:
+        if not as_json:
+            _console.print(line, highlight=False, soft_wrap=True)
+
+    try:
+        result = ha_bench.run(
+            trials=trials,
+            pauses=pauses,
+            restarts=restarts,
+            storm_per_minute=storm_per_minute,
+            storm_minutes=storm_minutes,
+            throughput_alerts=throughput_alerts,
+            progress=tell,
+        )
+    except ServerUnavailable as exc:
+        _errors.print(f"error: cannot start the servers the bench needs: {exc}")
+        raise typer.Exit(code=2) from exc
+    if as_json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        if key not in {"results", "throughput", "storm"}:
+            _console.print(f"{key}: {value}", highlight=False)
+    _console.print(f"storm: {result['storm']}", highlight=False, soft_wrap=True)
+    for line in result["throughput"]:
+        _console.print(f"throughput: {line}", highlight=False, soft_wrap=True)
+    counts = ("alerts_lost", "duplicate_writes", "unfinished_incidents", "replica_crashes")
+    if any(result[key] for key in counts) or result["takeovers_missed"]:
         raise typer.Exit(code=1)
 
 

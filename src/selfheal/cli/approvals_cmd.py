@@ -54,7 +54,7 @@ def give_verdict(
         )
 
     try:
-        store_access.with_running_store(state.database, give)
+        store_access.with_running_store(state.store_url, give)
     except (ConfigError, TemporaryError) as error:
         raise _fail(error) from None
     word = "approved" if approve else "denied"

@@ -49,7 +49,7 @@ def audit_verify(
         chosen = state_options.choose(config=config, state_dir=state_dir)
     except ConfigError as error:
         raise _fail(error) from None
-    with open_store(f"sqlite:///{chosen.database}") as store:
+    with open_store(chosen.store_url) as store:
         report = audit.verify(store)
     if as_json:
         print(
@@ -87,7 +87,7 @@ def audit_log(
         chosen = state_options.choose(config=config, state_dir=state_dir)
     except ConfigError as error:
         raise _fail(error) from None
-    with open_store(f"sqlite:///{chosen.database}") as store:
+    with open_store(chosen.store_url) as store:
         if incident is not None and store.incidents.find(incident) is None:
             raise _fail(
                 ConfigError(

@@ -16,13 +16,16 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pydantic
+
 from selfheal.actions.kubernetes_client import KubernetesCluster
 from selfheal.cli import logs
 from selfheal.cli.loop import prepare_embedded
-from selfheal.domain.errors import ConfigError
+from selfheal.domain.errors import ConfigError, TemporaryError
 from selfheal.runtime import state_clock
 from selfheal.runtime.controller import Controller
-from selfheal.runtime.settings import Settings, load_settings
+from selfheal.runtime.coordinator import FENCED_EXIT_CODE
+from selfheal.runtime.settings import ApiSettings, Settings, load_settings
 from selfheal.telemetry.scrape import Target
 from selfheal.twin import server
 
@@ -32,11 +35,21 @@ _log = logging.getLogger("selfheal")
 _TELL_EVERY_S = 0.2
 
 
-def run_forever(*, config: Path, state_dir: Path | None) -> None:
-    """Run the controller until SIGTERM or SIGINT; shut down cleanly."""
-    settings = load_settings(config)
-    if state_dir is not None:
-        settings = settings.model_copy(update={"state_dir": state_dir.resolve()})
+def run_forever(
+    *,
+    config: Path,
+    state_dir: Path | None,
+    replica_id: str | None = None,
+    api_listen: str | None = None,
+) -> int:
+    """Run the controller until SIGTERM or SIGINT; shut down cleanly. The exit code.
+
+    3 when the replica was fenced (another took its work over while it was silent): it
+    must not act any more, and a supervisor restarting it gives it a fresh start.
+    """
+    settings = overridden(
+        load_settings(config), state_dir=state_dir, replica_id=replica_id, api_listen=api_listen
+    )
     twin_server: server.TwinServer | None = None
     if settings.twin is not None:
         embedded = prepare_embedded(settings, scenario_name=None, speed=None, state_dir=None)
@@ -64,7 +77,36 @@ def run_forever(*, config: Path, state_dir: Path | None) -> None:
         if twin_server is not None:
             twin_server.stop()
         controller.close()
+    if controller.coordinator.fenced:
+        _log.error("controller stopped: fenced by the other replicas")
+        return FENCED_EXIT_CODE
     _log.info("controller stopped")
+    return 0
+
+
+def overridden(
+    settings: Settings,
+    *,
+    state_dir: Path | None,
+    replica_id: str | None,
+    api_listen: str | None,
+) -> Settings:
+    """The settings with the command line's overrides, validated as the file's values are."""
+    update: dict[str, Any] = {}
+    if state_dir is not None:
+        update["state_dir"] = state_dir.resolve()
+    if replica_id is not None:
+        update["replica"] = {**settings.replica.model_dump(), "id": replica_id}
+    if api_listen is not None:
+        update["api"] = {**(settings.api or ApiSettings()).model_dump(), "listen": api_listen}
+    if not update:
+        return settings
+    try:
+        return Settings.model_validate({**settings.model_dump(), **update})
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(f"--{where.replace('_', '-')}: {error['msg']}") from exc
 
 
 def _controller_for_cluster(settings: Settings) -> Controller:
@@ -114,20 +156,47 @@ async def _run_with_signals(controller: Controller) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+
+    async def run_then_stop() -> None:
+        try:
+            await controller.run(stop)
+        finally:
+            stop.set()  # the loop may end by itself (fenced): the event log ends with it
+
     async with asyncio.TaskGroup() as group:
         group.create_task(_tell_events(controller, stop))
-        group.create_task(controller.run(stop))
+        group.create_task(run_then_stop())
 
 
 async def _tell_events(controller: Controller, stop: asyncio.Event) -> None:
-    """Log each new audit record as it lands, until `stop`; then the last ones."""
-    last = await asyncio.to_thread(controller.store.audit.last)
-    after = 0 if last is None else last.seq
+    """Log each new audit record as it lands, until `stop`; then the last ones.
+
+    Replicas share one audit chain: only the holder of the loop lease tells it, so the
+    team's log says each thing once (the others keep their place in it, to take over).
+    """
+    after: int | None = None
     while True:
         stopping = stop.is_set()
-        records = await asyncio.to_thread(controller.store.audit.records, after=after, limit=1000)
+        try:
+            if after is None:
+                last = await asyncio.to_thread(controller.store.audit.last)
+                after = 0 if last is None else last.seq
+            records = await asyncio.to_thread(
+                controller.store.audit.records, after=after, limit=1000
+            )
+        except TemporaryError as exc:
+            # The store is away or busy: the loop reports it (/readyz); the log catches up.
+            _log.debug("cannot read the audit chain for the log now: %s", exc)
+            if stopping:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            continue
+        telling = controller.coordinator.leader
         for record in records:
             after = record.seq
+            if not telling:
+                continue
             logs.log_event(
                 kind=record.kind, subject=record.subject, payload=dict(record.payload), at=record.at
             )

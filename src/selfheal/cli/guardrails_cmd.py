@@ -112,7 +112,7 @@ def reset_breaker(
         )
 
     try:
-        store_access.with_running_store(chosen.database, reset)
+        store_access.with_running_store(chosen.store_url, reset)
     except TemporaryError as error:
         raise _fail(ConfigError(str(error))) from None
     if found["failures"] < breaker.failures:

@@ -58,7 +58,7 @@ def list_incidents(
         chosen = state_options.choose(config=config, state_dir=state_dir)
     except ConfigError as error:
         raise _fail(error) from None
-    with open_store(f"sqlite:///{chosen.database}") as store:
+    with open_store(chosen.store_url) as store:
         found = incident_views.incident_list(
             store, states=states or None, open_only=open_only, limit=limit
         )
@@ -95,7 +95,7 @@ def show_incident(
         chosen = state_options.choose(config=config, state_dir=state_dir)
     except ConfigError as error:
         raise _fail(error) from None
-    with open_store(f"sqlite:///{chosen.database}") as store:
+    with open_store(chosen.store_url) as store:
         detail = incident_views.incident_detail(store, incident_id)
     if detail is None:
         raise _fail(

@@ -2,7 +2,8 @@
 
 Commands that read or write a controller's state (approve, deny, incidents, audit,
 guardrails reset) find it the way `selfheal run` does: `--config FILE` names the
-controller's config, whose `state_dir` is the state; `--state-dir DIR` names the directory
+controller's config, whose `state_dir` is the state (or whose `state.url` is, for replicas
+on PostgreSQL); `--state-dir DIR` names the directory
 itself (and wins over the config's). With neither, the state is `.selfheal/state` under the
 working directory, the same default `state_dir` a config without one has.
 """
@@ -47,6 +48,13 @@ class ChosenState:
     def database(self) -> Path:
         return self.directory / "state.db"
 
+    @property
+    def store_url(self) -> str:
+        """The store's URL: the replicas' shared database, else the directory's SQLite file."""
+        if self.settings is not None and self.settings.state.url is not None:
+            return self.settings.state.url
+        return f"sqlite:///{self.database}"
+
 
 def choose(*, config: Path | None, state_dir: Path | None) -> ChosenState:
     """The state the options name (see the module docstring); ConfigError if it has none."""
@@ -57,6 +65,8 @@ def choose(*, config: Path | None, state_dir: Path | None) -> ChosenState:
         directory = settings.path(settings.state_dir)
     else:
         directory = DEFAULT_STATE_DIR
+    if settings is not None and settings.state.shared:
+        return ChosenState(directory, settings)  # the replicas' database holds the state
     if not (directory / "state.db").is_file():
         hint = (
             f"is the controller's state_dir {directory}?"

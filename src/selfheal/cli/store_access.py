@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from selfheal.domain.errors import TemporaryError
 from selfheal.store import Store, open_store
@@ -15,7 +14,7 @@ _ATTEMPTS = 20
 _PAUSE_S = 0.5
 
 
-def with_running_store(database: Path, work: Callable[[Store], None]) -> None:
+def with_running_store(url: str, work: Callable[[Store], None]) -> None:
     """Run `work` on the store of a controller that may be running and writing to it.
 
     SQLite refuses a second writer now and then ("database is locked") while the controller
@@ -23,7 +22,7 @@ def with_running_store(database: Path, work: Callable[[Store], None]) -> None:
     """
     for attempt in range(_ATTEMPTS):
         try:
-            with open_store(f"sqlite:///{database}") as store:
+            with open_store(url) as store:
                 work(store)
         except TemporaryError:
             if attempt == _ATTEMPTS - 1:
