@@ -7,8 +7,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from support import RunningTwin, kubectl_runner, start_twin
+
+# Property tests check behaviour, not speed: on a loaded machine (CI, `make test`'s parallel
+# workers) drawing an example or running one may take seconds, which is no failure.
+settings.register_profile("selfheal", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("selfheal")
 
 
 @pytest.fixture

@@ -155,11 +155,14 @@ def example_config(tmp_path: Path, example: str = "flash-sale", **overrides: Any
     return path
 
 
-def populated_state(state_dir: Path) -> dict[str, str]:
-    """A state with one remediated incident and one left open, written by the real store."""
+def populated_state(state_dir: Path, *, url: str | None = None) -> dict[str, str]:
+    """A state with one remediated incident and one left open, written by the real store.
+
+    In `state_dir`'s SQLite file, or in the database `url` names (the replicas' PostgreSQL).
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     catalog = Target("Deployment", "production", "catalog")
-    with open_store(f"sqlite:///{state_dir / 'state.db'}") as store:
+    with open_store(url or f"sqlite:///{state_dir / 'state.db'}") as store:
         fixed, _ = store.incidents.open_or_join(
             Fingerprint("fp-fixed"),
             alert_name="CatalogSlow",

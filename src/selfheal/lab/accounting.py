@@ -48,25 +48,34 @@ class Accounts:
     notes: tuple[str, ...] = ()
 
 
-def account(world: World, acked: Sequence[Mapping[str, Any]], *, initial: int = 2) -> Accounts:
-    """Count a settled world's losses, duplicates, stuck incidents and false pages."""
+def all_taken(world: World, acked: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether every acknowledged alert is in an incident yet (it may still be on its way)."""
+    return not (_keys(acked) - _accounted(world))
+
+
+def account(
+    world: World,
+    acked: Sequence[Mapping[str, Any]],
+    *,
+    initial: int = 2,
+    writes_since: float = 0.0,
+) -> Accounts:
+    """Count a settled world's losses, duplicates, stuck incidents and false pages.
+
+    `writes_since`: the wall time this trial's writes begin at (a world that runs several
+    trials resets the cluster between them, and those writes are not the trial's).
+    """
     notes: list[str] = []
-    acked_keys = {_labels_key(item["labels"]) for item in acked}
-    accounted: set[str] = set()
-    for kind, payload_text in world.query(
-        "SELECT kind, payload FROM audit_log WHERE kind IN ('incident.opened', 'incident.joined')"
-    ):
-        payload = json.loads(payload_text)
-        labels = payload.get("labels") if kind == "incident.opened" else payload.get("alert_labels")
-        if isinstance(labels, dict):
-            accounted.add(_labels_key(labels))
-    lost = acked_keys - accounted
+    acked_keys = _keys(acked)
+    lost = acked_keys - _accounted(world)
     if lost:
         notes.append(f"{len(lost)} acknowledged alert(s) in no incident, e.g. {min(lost)}")
     writes = Counter(
-        (entry["path"], entry["body"])
+        (entry["path"], _replicas_of(entry["body"]))
         for entry in world.cluster_writes()
-        if entry["path"].endswith("/scale") and entry["status"] == 200
+        if entry["wall"] >= writes_since
+        and entry["path"].endswith("/scale")
+        and entry["status"] == 200
     )
     duplicates = sum(count - 1 for count in writes.values() if count > 1)
     if duplicates:
@@ -87,6 +96,23 @@ def account(world: World, acked: Sequence[Mapping[str, Any]], *, initial: int = 
         incidents=int(incidents[0][0]) if incidents else 0,
         notes=tuple(notes),
     )
+
+
+def _keys(acked: Sequence[Mapping[str, Any]]) -> set[str]:
+    return {_labels_key(item["labels"]) for item in acked}
+
+
+def _accounted(world: World) -> set[str]:
+    """The label sets of every alert an incident took (opened or joined)."""
+    accounted: set[str] = set()
+    for kind, payload_text in world.query(
+        "SELECT kind, payload FROM audit_log WHERE kind IN ('incident.opened', 'incident.joined')"
+    ):
+        payload = json.loads(payload_text)
+        labels = payload.get("labels") if kind == "incident.opened" else payload.get("alert_labels")
+        if isinstance(labels, dict):
+            accounted.add(_labels_key(labels))
+    return accounted
 
 
 def unsettled(world: World) -> int:
@@ -123,6 +149,14 @@ def _false_notifications(world: World, *, initial: int) -> list[str]:
                 if actual != int(found["replicas"]):
                     false.append(f"{found.group(0)!r} but it had {actual}")
     return false
+
+
+def _replicas_of(body: str) -> int | None:
+    """The replicas a scale request asked for (its resourceVersion differs every time)."""
+    try:
+        return int(json.loads(body)["spec"]["replicas"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _labels_key(labels: Mapping[str, Any]) -> str:

@@ -69,9 +69,18 @@ class AlertSender:
     """Posts notifications to a selfheal API the way Alertmanager does, retrying."""
 
     def __init__(
-        self, url: str, *, attempts: int = 10, timeout: float = 10.0, sent: Sent | None = None
+        self,
+        url: str | Sequence[str],
+        *,
+        attempts: int = 10,
+        timeout: float = 10.0,
+        sent: Sent | None = None,
     ) -> None:
-        self._url = url.rstrip("/") + ALERTS_PATH
+        # Several URLs (replicas behind a load balancer): each attempt goes to the next, so
+        # a retry after a refusal or a dead replica reaches another one.
+        urls = [url] if isinstance(url, str) else list(url)
+        self._urls = [each.rstrip("/") + ALERTS_PATH for each in urls]
+        self._turn = -1  # the first attempt goes to the first URL
         self._attempts = attempts
         self._client = httpx.Client(timeout=timeout)
         self.sent = sent or Sent()
@@ -85,8 +94,10 @@ class AlertSender:
         pause = 0.1
         for _ in range(self._attempts):
             began = time.monotonic()
+            self._turn += 1
+            url = self._urls[self._turn % len(self._urls)]
             try:
-                response = self._client.post(self._url, json=body)
+                response = self._client.post(url, json=body)
             except httpx.HTTPError:
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)

@@ -36,7 +36,7 @@ REAL_LABELS = {
 # Each stage boundary of one remediation, as the first audit record that shows it passed.
 BOUNDARIES: dict[str, str] = {
     "incident.opened": "kind = 'incident.opened'",
-    "deciding": "kind = 'incident.state' AND payload LIKE '%deciding%'",
+    "deciding": "kind = 'incident.state' AND CAST(payload AS TEXT) LIKE '%deciding%'",
     "decision.recorded": "kind = 'decision.recorded'",
     "workflow.started": "kind = 'workflow.started'",
     "budget.charged": "kind = 'budget.charged'",

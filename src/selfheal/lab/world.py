@@ -49,10 +49,13 @@ class WorldSettings:
 class ControllerProcess:
     """`selfheal run --config FILE` in a subprocess, its output kept in a log file."""
 
-    def __init__(self, config: Path, log: Path, *, api_url: str) -> None:
+    def __init__(
+        self, config: Path, log: Path, *, api_url: str, extra_args: Sequence[str] = ()
+    ) -> None:
         self.config = config
         self.log = log
         self.api_url = api_url
+        self.extra_args = tuple(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
         self.exits: list[int] = []  # exit codes of stops we did not cause
 
@@ -60,7 +63,15 @@ class ControllerProcess:
         with self.log.open("ab") as out:
             # An argument list, never a shell line: the config path is ours.
             self.process = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "selfheal", "run", "--config", str(self.config)],
+                [
+                    sys.executable,
+                    "-m",
+                    "selfheal",
+                    "run",
+                    "--config",
+                    str(self.config),
+                    *self.extra_args,
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -69,15 +80,20 @@ class ControllerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def ready(self) -> bool:
+        """Whether `/readyz` says ready now."""
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"{self.api_url}/readyz", timeout=1.0).status_code == 200
+        return False
+
     def wait_ready(self, *, timeout: float = 60.0) -> None:
         """Wait until `/readyz` says ready; raise if the process dies or time runs out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive:
                 raise RuntimeError(f"the controller exited while starting; see {self.log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.api_url}/readyz", timeout=1.0).status_code == 200:
-                    return
+            if self.ready():
+                return
             time.sleep(0.05)
         raise RuntimeError(f"the controller was not ready within {timeout} s; see {self.log}")
 
@@ -86,6 +102,16 @@ class ControllerProcess:
         if self.process is not None and self.alive:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process stands still, as in a long GC pause or a frozen VM."""
+        if self.process is not None and self.alive:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`."""
+        if self.process is not None and self.alive:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def terminate(self, *, timeout: float = 60.0) -> tuple[int, float]:
         """SIGTERM and wait: the exit code and how long the stop took (real seconds)."""
