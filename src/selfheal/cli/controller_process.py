@@ -21,7 +21,7 @@ import pydantic
 from selfheal.actions.kubernetes_client import KubernetesCluster
 from selfheal.cli import logs
 from selfheal.cli.loop import prepare_embedded
-from selfheal.domain.errors import ConfigError, TemporaryError
+from selfheal.domain.errors import ConfigError, SelfhealError, TemporaryError
 from selfheal.runtime import state_clock
 from selfheal.runtime.controller import Controller
 from selfheal.runtime.coordinator import FENCED_EXIT_CODE
@@ -184,9 +184,11 @@ async def _tell_events(controller: Controller, stop: asyncio.Event) -> None:
             records = await asyncio.to_thread(
                 controller.store.audit.records, after=after, limit=1000
             )
-        except TemporaryError as exc:
-            # The store is away or busy: the loop reports it (/readyz); the log catches up.
-            _log.debug("cannot read the audit chain for the log now: %s", exc)
+        except SelfhealError as exc:
+            # The store is away, busy or cut us off: the loop reports it (/readyz); the log
+            # catches up. Telling events is a courtesy and must never stop the controller.
+            level = logging.DEBUG if isinstance(exc, TemporaryError) else logging.WARNING
+            _log.log(level, "cannot read the audit chain for the log now: %s", exc)
             if stopping:
                 return
             with contextlib.suppress(TimeoutError):

@@ -185,9 +185,10 @@ class Controller:
         try:
             self.store = open_store(
                 settings.state.url or f"sqlite:///{state_dir / 'state.db'}",
-                # A third of a lease: a replica frozen inside a write releases the store's
-                # write lock well before its silence gets it fenced.
-                idle_in_transaction_s=self._lease_wall_s / 3,
+                # A replica frozen inside a write releases the store's write lock within a
+                # lease, when it would be fenced anyway. Not shorter: heartbeats do not wait
+                # for that lock, and a busy machine may starve a live writer for a second.
+                idle_in_transaction_s=self._lease_wall_s,
             )
             self.bus = _open_bus(settings)
         except BaseException:
@@ -236,7 +237,7 @@ class Controller:
             clock=clock,
             # One node keeps the executor id its earlier runs used, so it resumes them.
             executor_id=self.replica_id if shared else "local",
-            idle_in_transaction_s=self._lease_wall_s / 3,
+            idle_in_transaction_s=self._lease_wall_s,
             wait_to_act=self.coordinator.wait_to_act,
         )
         longest_for = max(

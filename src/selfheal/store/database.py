@@ -249,6 +249,16 @@ def _sqlite_engine(url: str, *, memory: bool) -> Engine:
     return engine
 
 
+def _ended_by_the_server(error: exc.DBAPIError) -> bool:
+    """Whether PostgreSQL ended the session (idle-in-transaction timeout, shutdown): retry.
+
+    SQLSTATE 25P03 is the idle-in-transaction timeout, class 57P an operator's or the
+    server's own intervention (shutdown, crash, idle-session timeout).
+    """
+    state = getattr(error.orig, "sqlstate", None)
+    return isinstance(state, str) and (state == "25P03" or state.startswith("57P"))
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """Map SQLAlchemy's errors to the domain's: what the caller does next."""
@@ -261,5 +271,9 @@ def _translated() -> Iterator[None]:
     except exc.OperationalError as error:
         # Locked, busy, serialization failure, connection lost: all may pass.
         raise TemporaryError(f"store unavailable: {error.orig}", delay=1.0) from error
+    except exc.DBAPIError as error:
+        if error.connection_invalidated or _ended_by_the_server(error):
+            raise TemporaryError(f"store unavailable: {error.orig}", delay=1.0) from error
+        raise PermanentError(f"store error: {error}") from error
     except exc.SQLAlchemyError as error:
         raise PermanentError(f"store error: {error}") from error
