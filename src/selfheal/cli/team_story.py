@@ -23,8 +23,7 @@ def run(console: Console, *, replicas: int, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result))
         return
-    clean = not (result["alerts_lost"] or result["duplicate_writes"] or result["stuck_incidents"])
-    if not clean or result["incident_state"] != "verified":
+    if not team_demo.succeeded(result):
         raise typer.Exit(code=1)
 
 

@@ -54,12 +54,18 @@ def run(*, replicas: int = 3, tell: Tell | None = None) -> dict[str, Any]:
         with world:
             world.start_replicas()
             result = _story(world, where, say)
-    clean = not (result["alerts_lost"] or result["duplicate_writes"] or result["stuck_incidents"])
-    if clean and result["incident_state"] == "verified":
+    if succeeded(result):
         shutil.rmtree(root, ignore_errors=True)
     else:
         result["logs"] = str(root / "team")  # the replicas' logs, kept to read what happened
     return result
+
+
+def succeeded(result: dict[str, Any]) -> bool:
+    """Whether the team finished the job: verified, nothing lost, repeated or left stuck."""
+    return result["incident_state"] == "verified" and not (
+        result["alerts_lost"] or result["duplicate_writes"] or result["stuck_incidents"]
+    )
 
 
 @contextlib.contextmanager

@@ -41,7 +41,7 @@ from selfheal.domain.time import Clock, SteppedClock
 from selfheal.runtime import bus_worker
 from selfheal.runtime.alert_intake import AlertIntake
 from selfheal.runtime.anomalies import AnomalyWatcher
-from selfheal.runtime.coordinator import Coordinator, default_replica_id
+from selfheal.runtime.coordinator import Coordinator, default_replica_id, real_seconds
 from selfheal.runtime.deciding import Decider
 from selfheal.runtime.decision_worker import DecisionWorker
 from selfheal.runtime.dispatch import Dispatcher
@@ -207,7 +207,7 @@ class Controller:
     @property
     def _lease_wall_s(self) -> float:
         """The replicas' lease in real seconds (it is configured in scenario seconds)."""
-        return self.settings.replica.lease / _speed(self.clock)
+        return real_seconds(self.clock, self.settings.replica.lease)
 
     def _wire_stages(self, rails_file: guardrails.GuardrailFile | None) -> None:
         """The stages' objects, each given the ports it needs."""
@@ -372,7 +372,7 @@ class Controller:
                     delay = next_tick - self.clock.now()
                     if delay < -5 * interval:  # fell far behind: do not try to catch up
                         next_tick = self.clock.now()
-                    await _wait(stop, max(0.0, delay) / _speed(self.clock))
+                    await _wait(stop, real_seconds(self.clock, max(0.0, delay)))
         finally:
             self.health.running = False
             # The bus's batch in hand is stored, the intake's slice and the decisions in hand
@@ -579,8 +579,3 @@ def _dbos_url(url: str | None) -> str:
     """The workflow engine's system database: the store's, in the plain PostgreSQL form."""
     assert url is not None
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-def _speed(clock: Clock) -> float:
-    speed = getattr(clock, "speed", 1.0)
-    return float(speed) if isinstance(speed, int | float) and speed > 0 else 1.0

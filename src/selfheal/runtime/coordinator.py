@@ -79,7 +79,7 @@ class Coordinator:
     @property
     def lease_wall_s(self) -> float:
         """The lease's duration in real seconds (it is configured in scenario seconds)."""
-        return self.lease_s / _speed(self._clock)
+        return real_seconds(self._clock, self.lease_s)
 
     # ---- what the rest asks -----------------------------------------------------------
     @property
@@ -87,7 +87,7 @@ class Coordinator:
         """Whether this replica holds the loop lease now (and may do the single work)."""
         if not self.shared:
             return True
-        return self.lease is not None and self.may_act() and self._lease_fresh()
+        return self.lease is not None and self.may_act()
 
     def may_act(self) -> bool:
         """Whether this replica may have an effect now: not fenced, its last beat recent."""
@@ -96,7 +96,7 @@ class Coordinator:
         if self.fenced or self._last_beat is None:
             return False
         # Real seconds: a paused process's monotonic clock moves on, so a pause shows here.
-        return time.monotonic() - self._last_beat < self.lease_s / _speed(self._clock)
+        return time.monotonic() - self._last_beat < self.lease_wall_s
 
     def wait_to_act(self, stopping: threading.Event) -> bool:
         """Block until this replica may act (True), or it is fenced or stopping (False).
@@ -160,7 +160,7 @@ class Coordinator:
         self.lease = self._store.leases.acquire(
             LOOP_LEASE,
             holder=self.replica_id,
-            duration=self.lease_s / _speed(self._clock),
+            duration=self.lease_wall_s,
             at=self._clock.now(),
         )
         if self.lease is not None and (had is None or had.token != self.lease.token):
@@ -171,7 +171,7 @@ class Coordinator:
             _log.warning("the loop lease passed to another replica")
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.heartbeat / _speed(self._clock)):
+        while not self._stop.wait(real_seconds(self._clock, self.heartbeat)):
             if self.fenced:
                 return
             try:
@@ -195,12 +195,8 @@ class Coordinator:
         for callback in self.on_fenced:
             callback()
 
-    def _lease_fresh(self) -> bool:
-        return self._last_beat is not None and (
-            time.monotonic() - self._last_beat < self.lease_s / _speed(self._clock)
-        )
 
-
-def _speed(clock: Clock) -> float:
+def real_seconds(clock: Clock, seconds: float) -> float:
+    """`seconds` of the clock's (scenario) time in real seconds: divided by its speed."""
     speed = getattr(clock, "speed", 1.0)
-    return float(speed) if isinstance(speed, int | float) and speed > 0 else 1.0
+    return seconds / (float(speed) if isinstance(speed, int | float) and speed > 0 else 1.0)
