@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from selfheal.domain.model import Fingerprint
-from selfheal.store import Store, audit, open_store
+from selfheal.store import Store, audit, open_store, schema
 
 
 def append_some(store: Store, count: int) -> None:
@@ -72,6 +72,23 @@ def test_canonical_json_refuses_what_has_no_single_json_form(value: Any) -> None
     """NaN, infinity, non-string keys and non-JSON types are refused, not guessed at."""
     with pytest.raises((TypeError, ValueError)):
         audit.canonical_json(value)
+
+
+def test_records_appended_in_a_transaction_are_seen_by_its_own_queries(store: Store) -> None:
+    """Appended records are written in one statement at the next flush, not one by one:
+    a query later in the same transaction sees them, and a rollback takes them all away."""
+    with store.write() as session:
+        for number in range(3):
+            audit.append_in(session, kind="test.event", subject=f"s{number}", payload={}, at=1.0)
+        seen = session.scalars(select(schema.AuditRow.seq).order_by(schema.AuditRow.seq)).all()
+        assert seen == [1, 2, 3]
+        audit.append_in(session, kind="test.event", subject="s3", payload={}, at=2.0)
+    assert [record.seq for record in store.audit.records()] == [1, 2, 3, 4]
+    with pytest.raises(RuntimeError), store.write() as session:
+        audit.append_in(session, kind="test.event", subject="lost", payload={}, at=3.0)
+        raise RuntimeError("the transaction fails after the append")
+    assert [record.subject for record in store.audit.records()][-1] == "s3"
+    assert audit.verify(store).ok
 
 
 def test_an_untouched_chain_verifies(store: Store) -> None:

@@ -101,3 +101,22 @@ def test_processed_alerts_are_pruned_after_a_while(store: Store) -> None:
     assert store.inbox.prune(processed_before=11.0) == 1
     # Once forgotten, the same alert is news again.
     assert store.inbox.accept([alert(pod="a")], source="alertmanager", at=12.0, max_pending=10)
+
+
+def test_an_alert_told_twice_in_one_take_keeps_its_last_state(store: Store) -> None:
+    """Firing then resolved in one batch (and a state already stored): the last word wins."""
+    store.inbox.consume(
+        [], arrivals=[], states=[AlertStateChange("alert-b", "fp-b", firing=True)], at=1.0
+    )
+    store.inbox.consume(
+        [],
+        arrivals=[],
+        states=[
+            AlertStateChange("alert-a", "fp-a", firing=True),
+            AlertStateChange("alert-b", "fp-b", firing=False),
+            AlertStateChange("alert-a", "fp-a", firing=False),
+            AlertStateChange("alert-c", "fp-c", firing=True),
+        ],
+        at=2.0,
+    )
+    assert store.inbox.firing_incident_keys() == {"fp-c"}

@@ -33,6 +33,8 @@ _log = logging.getLogger("selfheal")
 
 # Real seconds between looks at the audit chain for new events to log.
 _TELL_EVERY_S = 0.2
+# Between full pages of records when the log is behind (real seconds).
+_BEHIND_PAUSE_S = 0.1
 
 
 def run_forever(
@@ -204,6 +206,10 @@ async def _tell_events(controller: Controller, stop: asyncio.Event) -> None:
             )
         if stopping and not records:
             return
-        if not records:
+        # Nothing new: look again shortly. Behind (a storm writes thousands of records a
+        # second): a pause between pages all the same, so telling yields the GIL to the
+        # intake and the decisions it would otherwise compete with; the log catches up.
+        pause = _TELL_EVERY_S if not records else _BEHIND_PAUSE_S
+        if not stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=_TELL_EVERY_S)
+                await asyncio.wait_for(stop.wait(), timeout=pause)

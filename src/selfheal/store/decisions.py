@@ -67,9 +67,11 @@ class Decisions:
         A storm's decisions cost one transaction, not one per incident; a move applies only
         to an incident still in one of `allowed_from` (see `Incidents.set_state`).
         """
+        # Rows are built (their JSON made canonical) before the write lock is taken: the
+        # other writers, the webhook's included, need not wait for that part.
+        rows = [_row(decision) for decision in decisions]
         with self._store.write() as session:
             prefetch_in(session, [incident_id for incident_id, _, _ in moves])
-            rows = [_row(decision) for decision in decisions]
             session.add_all(rows)
             session.flush()  # one batch insert gives every row its id
             with session.no_autoflush:

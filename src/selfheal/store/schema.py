@@ -17,7 +17,7 @@ SQLite and PostgreSQL, so no denormalized "open marker" column has to be kept in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -28,6 +28,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     text,
 )
@@ -53,6 +54,11 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSON,
         list[Any]: JSON,
     }
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, for plain statements that need no ORM bookkeeping."""
+    return cast("Table", model.__table__)
 
 
 class IncidentRow(Base):
