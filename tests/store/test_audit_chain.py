@@ -76,7 +76,8 @@ def test_canonical_json_refuses_what_has_no_single_json_form(value: Any) -> None
 
 def test_records_appended_in_a_transaction_are_seen_by_its_own_queries(store: Store) -> None:
     """Appended records are written in one statement at the next flush, not one by one:
-    a query later in the same transaction sees them, and a rollback takes them all away."""
+    a query later in the same transaction sees them, and a rollback takes them all away.
+    """
     with store.write() as session:
         for number in range(3):
             audit.append_in(session, kind="test.event", subject=f"s{number}", payload={}, at=1.0)

@@ -10,6 +10,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -467,10 +468,7 @@ def bench_faults(
     """Kill, flood and break a real controller; count lost, doubled and stuck work."""
     from selfheal.lab import fault_bench  # noqa: PLC0415 - only this command needs it
 
-    def tell(line: str) -> None:
-        if not as_json:
-            _console.print(line, highlight=False, soft_wrap=True)
-
+    tell = _bench_progress(as_json=as_json)
     result = fault_bench.run(
         kill_trials=trials, storm=storm, flood=flood, parallel=parallel, progress=tell
     )
@@ -483,6 +481,16 @@ def bench_faults(
     bad = [key for key in (*fault_bench.COUNTS, "controller_crashes") if result[key]]
     if bad:
         raise typer.Exit(code=1)
+
+
+def _bench_progress(*, as_json: bool) -> Callable[[str], None]:
+    """A long bench's progress lines: on stdout, or on stderr when stdout carries the JSON."""
+    console = _errors if as_json else _console
+
+    def tell(line: str) -> None:
+        console.print(line, highlight=False, soft_wrap=True)
+
+    return tell
 
 
 @bench_app.command("ha")
@@ -512,10 +520,7 @@ def bench_ha(
     from selfheal.lab import ha_bench  # noqa: PLC0415 - only this command needs it
     from selfheal.lab.servers import ServerUnavailable  # noqa: PLC0415
 
-    def tell(line: str) -> None:
-        if not as_json:
-            _console.print(line, highlight=False, soft_wrap=True)
-
+    tell = _bench_progress(as_json=as_json)
     try:
         result = ha_bench.run(
             trials=trials,
