@@ -75,8 +75,9 @@ def test_canonical_json_refuses_what_has_no_single_json_form(value: Any) -> None
 
 
 def test_records_appended_in_a_transaction_are_seen_by_its_own_queries(store: Store) -> None:
-    """Appended records are written in one statement at the next flush, not one by one:
-    a query later in the same transaction sees them, and a rollback takes them all away.
+    """Records are written at the next flush in one statement, not one by one.
+
+    A query later in the same transaction sees them, and a rollback takes them all away.
     """
     with store.write() as session:
         for number in range(3):
@@ -85,9 +86,14 @@ def test_records_appended_in_a_transaction_are_seen_by_its_own_queries(store: St
         assert seen == [1, 2, 3]
         audit.append_in(session, kind="test.event", subject="s3", payload={}, at=2.0)
     assert [record.seq for record in store.audit.records()] == [1, 2, 3, 4]
-    with pytest.raises(RuntimeError), store.write() as session:
-        audit.append_in(session, kind="test.event", subject="lost", payload={}, at=3.0)
-        raise RuntimeError("the transaction fails after the append")
+
+    def append_then_fail() -> None:
+        with store.write() as session:
+            audit.append_in(session, kind="test.event", subject="lost", payload={}, at=3.0)
+            raise RuntimeError("the transaction fails after the append")
+
+    with pytest.raises(RuntimeError):
+        append_then_fail()
     assert [record.subject for record in store.audit.records()][-1] == "s3"
     assert audit.verify(store).ok
 
