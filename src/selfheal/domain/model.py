@@ -44,6 +44,9 @@ class Alert:
     fired_at: float | None = None
     resolved_at: float | None = None
     source: str = "rules"
+    # Who sent it (the API caller's identity), None for the controller's own rules. A
+    # sender of an incident's alerts asked for its remediation, so may not approve it.
+    sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

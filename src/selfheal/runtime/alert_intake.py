@@ -143,6 +143,7 @@ class AlertIntake:
                         alert.annotations,
                         alert.active_at,
                         intake.target_of(alert.labels),
+                        alert.sender,
                     )
                 )
             else:

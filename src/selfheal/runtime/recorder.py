@@ -48,6 +48,7 @@ class IncidentStore:
             at=at,
             onset_at=alert.active_at,
             target=target,
+            sender=alert.sender,
         )
         return incident, not joined
 
@@ -56,7 +57,15 @@ class IncidentStore:
     ) -> list[tuple[Incident, bool]]:
         results = self._store.incidents.open_or_join_many(
             [
-                Arrival(key, alert.name, alert.labels, alert.annotations, alert.active_at, target)
+                Arrival(
+                    key,
+                    alert.name,
+                    alert.labels,
+                    alert.annotations,
+                    alert.active_at,
+                    target,
+                    alert.sender,
+                )
                 for key, alert, target in arrivals
             ],
             at=at,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from selfheal.domain.errors import ConfigError
+from selfheal.domain.identity import canonical_identity
 
 if TYPE_CHECKING:
     from selfheal.store.database import Store
@@ -116,30 +117,58 @@ class Approvals:
             if record.subject == workflow_id
         ]
 
+    def requesters(self, incident_id: str) -> set[str]:
+        """Who asked for the incident's remediation: the senders of its alerts (canonical)."""
+        return {
+            canonical_identity(str(record.payload["sender"]))
+            for kind in ("incident.opened", "incident.joined")
+            for record in self._store.audit.records(kind=kind, subject=incident_id)
+            if record.payload.get("sender") is not None
+        }
+
     def give(
-        self, *, incident_id: str, approve: bool, by: str, reason: str, at: float
+        self,
+        *,
+        incident_id: str,
+        approve: bool,
+        by: str,
+        reason: str,
+        at: float,
+        source: str | None = None,
     ) -> GivenVerdict:
         """Record a person's verdict on the incident's open request.
 
-        Refused (ConfigError) when nothing awaits approval or the same person already gave
-        a verdict: a two-person rule needs two people, not one person twice.
+        Refused (ConfigError) when nothing awaits approval, when the same person already
+        gave a verdict (a two-person rule needs two people, not one person twice, however
+        the name is spelt), or when the approver sent one of the incident's alerts: who
+        asks for a remediation does not approve it. Denying one's own request is allowed.
+        `source` says how the verdict came (the API caller's address, the CLI's user).
         """
-        if not by.strip():
-            raise ConfigError("an approval needs the approver's name (--as)")
+        if not canonical_identity(by):
+            raise ConfigError("an approval needs the approver's identity")
         request = self.pending(incident_id)
         if request is None:
             raise ConfigError(f"incident {incident_id} has no remediation awaiting approval")
-        if any(v.by == by for v in self.verdicts(request.workflow_id)):
+        who = canonical_identity(by)
+        if any(canonical_identity(v.by) == who for v in self.verdicts(request.workflow_id)):
             raise ConfigError(f"{by} already gave a verdict on {request.workflow_id}")
+        if approve and who in self.requesters(incident_id):
+            raise ConfigError(
+                f"{by} sent an alert of incident {incident_id}, so asked for its remediation; "
+                "someone else must approve it"
+            )
         # A verdict answers its request, so it cannot precede it: a process whose view of
         # the controller's clock lags a little (the CLI reading clock.json) stamps no earlier.
         at = max(at, request.requested_at)
-        self._store.audit.append(
-            "approval.given",
-            request.workflow_id,
-            {"incident_id": incident_id, "approve": approve, "by": by, "reason": reason},
-            at=at,
-        )
+        payload: dict[str, object] = {
+            "incident_id": incident_id,
+            "approve": approve,
+            "by": by,
+            "reason": reason,
+        }
+        if source is not None:
+            payload["source"] = source
+        self._store.audit.append("approval.given", request.workflow_id, payload, at=at)
         return GivenVerdict(request.workflow_id, incident_id, approve, by, reason, at)
 
     def close(self, workflow_id: str, *, outcome: str, at: float) -> None:

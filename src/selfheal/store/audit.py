@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -197,13 +197,28 @@ class AuditLog:
         with self._store.write() as session:
             return append_in(session, kind=kind, subject=subject, payload=payload, at=at)
 
+    def append_many(self, records: Sequence[tuple[str, str, Mapping[str, Any], float]]) -> None:
+        """Append (kind, subject, payload, at) records in one transaction, in order."""
+        if not records:
+            return
+        with self._store.write() as session:
+            for kind, subject, payload, at in records:
+                append_in(session, kind=kind, subject=subject, payload=payload, at=at)
+
     def records(
-        self, *, after: int = 0, limit: int | None = None, kind: str | None = None
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        kind: str | None = None,
+        subject: str | None = None,
     ) -> tuple[AuditRecord, ...]:
-        """Records with `seq > after` (of one kind, if given), oldest first."""
+        """Records with `seq > after` (of one kind, about one subject, if given), oldest first."""
         query = select(schema.AuditRow).where(schema.AuditRow.seq > after)
         if kind is not None:
             query = query.where(schema.AuditRow.kind == kind)
+        if subject is not None:
+            query = query.where(schema.AuditRow.subject == subject)
         with self._store.read() as session:
             rows = session.scalars(query.order_by(schema.AuditRow.seq).limit(limit))
             return tuple(_record(row) for row in rows)

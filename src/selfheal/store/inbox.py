@@ -52,7 +52,7 @@ class InboxEntry:
 
 def alert_document(alert: Alert) -> dict[str, Any]:
     """An alert as the inbox stores it (JSON; a NaN value, which webhooks carry, as null)."""
-    return {
+    document: dict[str, Any] = {
         "name": alert.name,
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
@@ -63,6 +63,9 @@ def alert_document(alert: Alert) -> dict[str, Any]:
         "resolved_at": alert.resolved_at,
         "source": alert.source,
     }
+    if alert.sender is not None:
+        document["sender"] = alert.sender
+    return document
 
 
 def alert_of(document: Mapping[str, Any]) -> Alert:
@@ -77,6 +80,7 @@ def alert_of(document: Mapping[str, Any]) -> Alert:
         fired_at=document.get("fired_at"),
         resolved_at=document.get("resolved_at"),
         source=str(document.get("source", "alertmanager")),
+        sender=None if document.get("sender") is None else str(document["sender"]),
     )
 
 

@@ -33,6 +33,7 @@ class Arrival:
     annotations: Mapping[str, str]
     onset_at: float | None = None
     target: Target | None = None
+    sender: str | None = None  # the API caller who sent the alert, if one did
 
 
 def open_or_join_in(
@@ -114,6 +115,8 @@ def _open_or_join_known(
             "alert_count": row.alert_count,
             "alert_labels": to_json(arrival.labels),
         }
+        if arrival.sender is not None:
+            payload["sender"] = arrival.sender
         audit.append_in(session, kind="incident.joined", subject=row.id, payload=payload, at=at)
         return incident_of(row), True, row
     if count is None:
@@ -146,6 +149,8 @@ def _open_or_join_known(
         "onset_at": row.onset_at,
         "target": [row.target_kind, row.target_namespace, row.target_name],
     }
+    if arrival.sender is not None:
+        payload["sender"] = arrival.sender
     audit.append_in(session, kind="incident.opened", subject=row.id, payload=payload, at=at)
     return incident_of(row), False, row
 
@@ -189,13 +194,14 @@ class Incidents:
         onset_at: float | None = None,
         target: Target | None = None,
         incident_id: IncidentId | None = None,
+        sender: str | None = None,
     ) -> tuple[Incident, bool]:
         """Join the open incident with this fingerprint, or open one; `True` if joined.
 
         A join counts the alert (`alert_count`) and keeps everything else. A new incident's
         id is `incident_id`, or `<fingerprint>-<n>` for its fingerprint's n-th incident.
         """
-        arrival = Arrival(fingerprint, alert_name, labels, annotations, onset_at, target)
+        arrival = Arrival(fingerprint, alert_name, labels, annotations, onset_at, target, sender)
         with self._store.write() as session:
             return open_or_join_in(session, arrival, at=at, incident_id=incident_id)
 
