@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -202,10 +202,17 @@ def start_alertmanager(
     group_wait: str = "0s",
     group_interval: str = "1s",
     repeat_interval: str = "1h",
+    http_config: dict[str, Any] | None = None,
 ) -> RunningProcess:
-    """Start Alertmanager sending every alert to `webhook_url` and wait for it to be ready."""
+    """Start Alertmanager sending every alert to `webhook_url` and wait for it to be ready.
+
+    `http_config` is the webhook's, as Alertmanager's config writes it (a credential).
+    """
     require_binaries(ALERTMANAGER)
     home = Path(tempfile.mkdtemp(prefix="alertmanager-", dir=tmp_path))
+    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True}
+    if http_config is not None:
+        webhook["http_config"] = http_config
     config = {
         "route": {
             "receiver": "selfheal",
@@ -214,9 +221,7 @@ def start_alertmanager(
             "group_interval": group_interval,
             "repeat_interval": repeat_interval,
         },
-        "receivers": [
-            {"name": "selfheal", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
-        ],
+        "receivers": [{"name": "selfheal", "webhook_configs": [webhook]}],
     }
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -10,10 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from selfheal.api.auth import Authenticator, TokenEntry, TokenTable, new_token
 from selfheal.domain.model import (
     Decision,
     Fingerprint,
@@ -233,3 +235,31 @@ def assert_trial_clean(result: Any) -> None:
     assert accounts.stuck_incidents == 0, accounts.notes
     assert accounts.false_notifications == 0, accounts.notes
     assert result.controller_crashes == 0
+
+
+class ApiCallers:
+    """A fresh token per caller of an API test, and the Authenticator that knows them all.
+
+    alertmanager sends (sender), dashboard reads (viewer), alice and bob approve (approver),
+    root administers (admin), and mallory both sends and approves (sender, approver).
+    """
+
+    ROLES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "alertmanager": ("sender",),
+        "dashboard": ("viewer",),
+        "alice": ("approver",),
+        "bob": ("approver",),
+        "root": ("admin",),
+        "mallory": ("sender", "approver"),
+    }
+
+    def __init__(self) -> None:
+        self.tokens = {name: new_token() for name in self.ROLES}
+        entries = [
+            TokenEntry(name, frozenset(roles), hashlib.sha256(self.tokens[name].encode()).digest())
+            for name, roles in self.ROLES.items()
+        ]
+        self.authenticator = Authenticator(tokens=TokenTable(entries))
+
+    def headers(self, name: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.tokens[name]}"}

@@ -196,7 +196,7 @@ SURFACES = {
         "ports",
         "verify",
     ],
-    "api": ["AlertSink", "SampleSink", "app", "create_app", "ports"],
+    "api": ["AlertSink", "SampleSink", "access", "app", "auth", "create_app", "guard", "ports"],
     "detection": [
         "batch",
         "bocpd",

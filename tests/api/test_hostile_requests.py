@@ -18,11 +18,14 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from selfheal.api import create_app
 
+from support import ApiCallers
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
 ALERTS = "/api/v1/alerts"
+CALLERS = ApiCallers()
 # The 160-byte request that used to kill the controller: a label value with a lone
 # surrogate, valid JSON that no UTF-8 store can hold.
 SURROGATE_ALERT = (
@@ -43,7 +46,9 @@ class Recorder:
     def receive(self, batch: Any) -> None:
         self.batches.append(batch)
 
-    def give_verdict(self, incident_id: str, *, approve: bool, by: str, reason: str) -> None:
+    def give_verdict(
+        self, incident_id: str, *, approve: bool, by: str, reason: str, source: str
+    ) -> None:
         self.verdicts.append((incident_id, approve, by, reason))
 
     def readiness(self) -> Any:
@@ -67,9 +72,11 @@ def client(sinks: Recorder) -> Iterator[TestClient]:
         alerts=sinks,
         approvals=sinks,
         health=sinks,
+        authenticator=CALLERS.authenticator,
         allowed_hosts=["127.0.0.1", "localhost", "testserver"],
     )
-    with TestClient(app) as test_client:
+    # The hostile requests come with a valid credential: they must reach the parsers.
+    with TestClient(app, headers=CALLERS.headers("mallory")) as test_client:
         yield test_client
 
 

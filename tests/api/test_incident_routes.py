@@ -13,7 +13,9 @@ from selfheal.api.app import create_app
 from selfheal.runtime.incident_views import StoreIncidentBook
 from selfheal.store import open_store
 
-from support import populated_state
+from support import ApiCallers, populated_state
+
+CALLERS = ApiCallers()
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -36,7 +38,14 @@ def ids(tmp_path: Path) -> dict[str, str]:
 def client(tmp_path: Path, ids: dict[str, str]) -> Iterator[TestClient]:
     with (
         open_store(f"sqlite:///{tmp_path / 'state.db'}") as store,
-        TestClient(create_app(alerts=NoAlerts(), incidents=StoreIncidentBook(store))) as test,
+        TestClient(
+            create_app(
+                alerts=NoAlerts(),
+                incidents=StoreIncidentBook(store),
+                authenticator=CALLERS.authenticator,
+            ),
+            headers=CALLERS.headers("dashboard"),
+        ) as test,
     ):
         yield test
 

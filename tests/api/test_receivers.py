@@ -7,6 +7,7 @@ an Alertmanager process notifying the app served by uvicorn on loopback.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import gzip
 import json
@@ -32,7 +33,7 @@ from selfheal.telemetry import receivers
 from selfheal.telemetry.receivers import alertmanager, otlp, remote_write
 
 import stack
-from support import wait_until
+from support import ApiCallers, wait_until
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for `httpx2` behind its TestClient; the installed httpx still works.
@@ -57,6 +58,8 @@ def sender_headers(name: str) -> dict[str, str]:
 
 
 AM_HEADERS = sender_headers("alertmanager.headers.json")
+CALLERS = ApiCallers()
+SENDER = CALLERS.headers("alertmanager")
 RW_HEADERS = sender_headers("remote_write.headers.json")
 OTLP_PROTOBUF = {"content-type": "application/x-protobuf"}
 OTLP_JSON = {"content-type": "application/json"}
@@ -95,8 +98,13 @@ def sinks() -> RecordingSinks:
 
 @pytest.fixture
 def client(sinks: RecordingSinks) -> Iterator[TestClient]:
-    app = create_app(alerts=sinks, samples=sinks, clock_now=lambda: 1_767_225_600.0)
-    with TestClient(app) as test_client:
+    app = create_app(
+        alerts=sinks,
+        samples=sinks,
+        clock_now=lambda: 1_767_225_600.0,
+        authenticator=CALLERS.authenticator,
+    )
+    with TestClient(app, headers=SENDER) as test_client:
         yield test_client
 
 
@@ -114,7 +122,10 @@ def test_a_real_alertmanager_webhook_reaches_the_sink_as_one_batch(
     body = golden("alertmanager_firing.json")
     response = client.post(ALERTS, content=body, headers=AM_HEADERS)
     assert response.status_code == 200
-    assert sinks.batches == [alertmanager.parse_webhook(body)]
+    parsed = alertmanager.parse_webhook(body)
+    # The alerts carry who sent them: the identity of the credential, not anything in the body.
+    sent = tuple(dataclasses.replace(alert, sender="alertmanager") for alert in parsed.alerts)
+    assert sinks.batches == [dataclasses.replace(parsed, alerts=sent)]
     [batch] = sinks.batches
     assert [alert.state for alert in batch.alerts] == [AlertState.FIRING, AlertState.FIRING]
     assert batch.fingerprints == ("00425e4739434373", "a7809a6ad8050f62")
@@ -347,7 +358,10 @@ def test_a_refused_request_gets_its_status_and_reaches_no_sink(
 @pytest.fixture
 def small_client(sinks: RecordingSinks) -> Iterator[TestClient]:
     """An app whose body limit (1 KiB) is below every golden payload but the metadata one."""
-    with TestClient(create_app(alerts=sinks, samples=sinks, max_body_bytes=1024)) as test_client:
+    app = create_app(
+        alerts=sinks, samples=sinks, max_body_bytes=1024, authenticator=CALLERS.authenticator
+    )
+    with TestClient(app, headers=SENDER) as test_client:
         yield test_client
 
 
@@ -393,7 +407,8 @@ def test_a_streamed_body_without_a_length_is_cut_off_at_the_limit(
 
 def test_routes_without_a_sample_sink_do_not_exist(sinks: RecordingSinks) -> None:
     """With samples=None the OTLP and remote-write routes are 404; the webhook still works."""
-    with TestClient(create_app(alerts=sinks)) as test_client:
+    app = create_app(alerts=sinks, authenticator=CALLERS.authenticator)
+    with TestClient(app, headers=SENDER) as test_client:
         otlp_response = test_client.post(
             OTLP, content=golden("otlp_metrics.pb"), headers=OTLP_PROTOBUF
         )
@@ -411,7 +426,8 @@ def test_routes_without_a_sample_sink_do_not_exist(sinks: RecordingSinks) -> Non
 def test_a_busy_sink_makes_the_sender_retry_later() -> None:
     """A sink's TemporaryError is 503 with Retry-After, which every sender retries on."""
     busy = RecordingSinks(fail_with=TemporaryError("the bus is full", delay=2.5))
-    with TestClient(create_app(alerts=busy, samples=busy)) as test_client:
+    app = create_app(alerts=busy, samples=busy, authenticator=CALLERS.authenticator)
+    with TestClient(app, headers=SENDER) as test_client:
         response = test_client.post(
             WRITE, content=golden("remote_write.snappy"), headers=RW_HEADERS
         )
@@ -453,10 +469,24 @@ def _rfc3339(moment: datetime.datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def alertmanager_credential(kind: str, tmp_path: Path) -> dict[str, Any]:
+    """The webhook's `http_config` for a bearer token or basic auth, secrets in files."""
+    secret = tmp_path / f"{kind}.secret"
+    secret.write_text(CALLERS.tokens["alertmanager"] + "\n", encoding="utf-8")
+    if kind == "bearer":
+        return {"authorization": {"type": "Bearer", "credentials_file": str(secret)}}
+    return {"basic_auth": {"username": "alertmanager", "password_file": str(secret)}}
+
+
+@pytest.mark.parametrize("credential", ["bearer", "basic"])
 def test_a_real_alertmanager_notifies_the_served_app_of_firing_and_resolved(
-    tmp_path: Path, sinks: RecordingSinks
+    tmp_path: Path, sinks: RecordingSinks, credential: str
 ) -> None:
-    """Alertmanager 0.25 -> uvicorn -> the app: a firing then a resolved batch reach the sink."""
+    """Alertmanager 0.25 -> uvicorn -> the app: a firing then a resolved batch reach the sink.
+
+    Alertmanager authenticates as its `http_config` says (a bearer token or basic auth),
+    and the alerts arrive with its identity as their sender.
+    """
     stack.require_binaries(stack.ALERTMANAGER)
     started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=30)
     alert = {
@@ -466,8 +496,14 @@ def test_a_real_alertmanager_notifies_the_served_app_of_firing_and_resolved(
         "generatorURL": "http://prometheus.example/graph",
     }
     with (
-        ServedApp(create_app(alerts=sinks, samples=sinks)) as served,
-        stack.start_alertmanager(webhook_url=f"{served.url}{ALERTS}", tmp_path=tmp_path) as am,
+        ServedApp(
+            create_app(alerts=sinks, samples=sinks, authenticator=CALLERS.authenticator)
+        ) as served,
+        stack.start_alertmanager(
+            webhook_url=f"{served.url}{ALERTS}",
+            tmp_path=tmp_path,
+            http_config=alertmanager_credential(credential, tmp_path),
+        ) as am,
     ):
         httpx.post(f"{am.url}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
         wait_until(lambda: sinks.batches, timeout=30)
@@ -479,6 +515,7 @@ def test_a_real_alertmanager_notifies_the_served_app_of_firing_and_resolved(
     assert firing.status is AlertState.FIRING
     [alert_in] = firing.alerts
     assert alert_in.name == "OrderQueueBacklog"
+    assert alert_in.sender == "alertmanager"
     assert alert_in.labels == alert["labels"]
     assert alert_in.annotations == alert["annotations"]
     assert alert_in.active_at == pytest.approx(started.timestamp(), abs=0.001)
@@ -486,3 +523,26 @@ def test_a_real_alertmanager_notifies_the_served_app_of_firing_and_resolved(
     [alert_out] = last.alerts
     assert alert_out.resolved_at == pytest.approx(ended.timestamp(), abs=0.001)
     assert last.fingerprints == firing.fingerprints
+
+
+def test_an_alertmanager_without_the_credential_is_refused_and_nothing_arrives(
+    tmp_path: Path, sinks: RecordingSinks
+) -> None:
+    """The same Alertmanager with no `http_config`: every delivery is a 401, none ingested."""
+    stack.require_binaries(stack.ALERTMANAGER)
+    alert = {"labels": {"alertname": "Unsigned"}, "generatorURL": "http://prometheus.example/"}
+    refused: list[int] = []
+
+    class CountingGuard:
+        def record_request(self, **request: Any) -> None:
+            refused.append(int(request["status"]))
+
+    app = create_app(alerts=sinks, authenticator=CALLERS.authenticator, requests=CountingGuard())
+    with (
+        ServedApp(app) as served,
+        stack.start_alertmanager(webhook_url=f"{served.url}{ALERTS}", tmp_path=tmp_path) as am,
+    ):
+        httpx.post(f"{am.url}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
+        wait_until(lambda: refused, timeout=30)
+    assert set(refused) == {401}
+    assert sinks.batches == []

@@ -114,7 +114,7 @@ def test_without_a_state_the_commands_name_the_default_and_the_options(tmp_path:
         ["incidents", "list"],
         ["audit", "log"],
         ["audit", "verify"],
-        ["approve", "x", "--as", "alice"],
+        ["approve", "x"],
     ):
         result = selfheal(*command, cwd=tmp_path)
         assert result.returncode == 2, command

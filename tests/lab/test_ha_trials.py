@@ -104,7 +104,7 @@ def test_postgres_crashed_in_the_middle_of_a_remediation_leaves_nothing_unfinish
 def test_the_webhook_of_any_replica_stores_every_alert_it_acknowledges(team: Trials) -> None:
     """A small throughput run over all three replicas: every alert taken, none refused."""
     world = team.world
-    measured = ha_bench.measure_intake(world.api_urls(), alerts=500)
+    measured = ha_bench.measure_intake(world.api_urls(), alerts=500, token=world.credentials.sender)
     assert measured["alerts"] == 500
     assert measured["p99_ms"] is not None
 

@@ -2,11 +2,12 @@
 
 The flash-sale example with its scale-up runbook declared high risk, so the policy returns
 `requires_approval`: the runbook starts with an `approval.wait` step. Approved through
-`selfheal approve --as`, it scales; left alone, it is denied at the timeout and escalated.
+`selfheal approve`, it scales; left alone, it is denied at the timeout and escalated.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 import subprocess
@@ -103,8 +104,6 @@ def test_an_approved_plan_runs_and_the_approver_is_in_the_audit_chain(tmp_path: 
             "selfheal",
             "approve",
             incident,
-            "--as",
-            "alice",
             "--reason",
             "flash sale, expected",
             "--state-dir",
@@ -116,7 +115,10 @@ def test_an_approved_plan_runs_and_the_approver_is_in_the_audit_chain(tmp_path: 
         check=False,
     )
     assert approved.returncode == 0, approved.stderr
-    assert f"{incident}: approved by alice" in approved.stdout
+    # No API named: the verdict is the operating-system user's, and the command says so.
+    user = getpass.getuser()
+    assert f"{incident}: approved by {user}" in approved.stdout
+    assert "recorded as the operating-system user" in approved.stderr
     report = finish(demo)
     assert report["audit_chain_ok"] is True
     [change] = report["twin_changes"]
@@ -126,7 +128,8 @@ def test_an_approved_plan_runs_and_the_approver_is_in_the_audit_chain(tmp_path: 
     with open_store(f"sqlite:///{state / 'state.db'}") as store:
         [given] = store.audit.records(kind="approval.given")
         [closed] = store.audit.records(kind="approval.closed")
-    assert given.payload["by"] == "alice"
+    assert given.payload["by"] == user
+    assert f"operating-system user {user}" in given.payload["source"]
     assert given.payload["reason"] == "flash sale, expected"
     assert given.payload["approve"] is True
     assert closed.payload == {"outcome": "approved"}
@@ -138,8 +141,6 @@ def test_an_approved_plan_runs_and_the_approver_is_in_the_audit_chain(tmp_path: 
             "selfheal",
             "approve",
             incident,
-            "--as",
-            "alice",
             "--state-dir",
             str(state),
         ],

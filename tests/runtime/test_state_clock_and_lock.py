@@ -73,7 +73,7 @@ def test_an_approval_is_stamped_on_the_controllers_clock_not_the_wall_clock(
             at=clock.now() - 120.0,
         )
     state_clock.SteppedClockWriter(tmp_path, clock).note(force=True)
-    result = selfheal("approve", "inc-1", "--as", "alice", "--state-dir", str(tmp_path))
+    result = selfheal("approve", "inc-1", "--state-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
         [request] = store.audit.records(kind="approval.requested")

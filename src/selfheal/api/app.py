@@ -29,6 +29,8 @@ request's encoding for OTLP. A route whose sink is not configured does not exist
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
 import time
@@ -43,7 +45,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from selfheal.api import ports
+from selfheal.api.auth import Authenticator, Caller
+from selfheal.api.guard import Guard, RateLimit, RateLimiter
 from selfheal.domain.errors import ConfigError, TemporaryError
+from selfheal.domain.identity import canonical_identity
 from selfheal.domain.model import IncidentState
 from selfheal.telemetry import receivers
 from selfheal.telemetry.receivers import alertmanager, otlp, remote_write
@@ -57,6 +62,9 @@ ALERTS_PATH = "/api/v1/alerts"
 OTLP_METRICS_PATH = "/api/v1/otlp/v1/metrics"
 REMOTE_WRITE_PATH = "/api/v1/write"
 DEFAULT_MAX_BODY_BYTES = 4 << 20
+# Write requests per caller: generous enough for Prometheus's remote-write shards and
+# Alertmanager's retries, small enough that one caller cannot fill the audit chain.
+DEFAULT_RATE_LIMIT = RateLimit(per_second=50.0, burst=500)
 
 _JSON = "application/json"
 _PROTOBUF = "application/x-protobuf"
@@ -85,12 +93,18 @@ def create_app(
     approvals: ports.ApprovalDesk | None = None,
     incidents: ports.IncidentBook | None = None,
     health: ports.Health | None = None,
+    authenticator: Authenticator,
+    rate_limit: RateLimit = DEFAULT_RATE_LIMIT,
+    requests: ports.RequestLog | None = None,
     allowed_hosts: Sequence[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     clock_now: Callable[[], float] | None = None,
 ) -> fastapi.FastAPI:
     """The API app; without `samples` or `approvals`, their routes are left out.
 
+    Every route but `/healthz` and `/readyz` needs a credential `authenticator` accepts,
+    and the role the route needs (`guard.ROUTE_ROLES`); write requests are limited per
+    caller (`rate_limit`) and recorded through `requests`.
     `clock_now` stamps OTLP points that carry no time (default: the wall clock). With
     `allowed_hosts`, a request whose Host header names another host is refused (400): a
     page in a browser that rebinds its own domain to 127.0.0.1 cannot reach the API.
@@ -100,6 +114,10 @@ def create_app(
     # No Swagger or ReDoc pages: they load scripts from a CDN, and the callers are machines.
     app = fastapi.FastAPI(title="selfheal", docs_url=None, redoc_url=None)
     app.state.delta_accumulator = deltas
+    # The last middleware added is the outermost: the Host check runs before the guard.
+    app.add_middleware(
+        Guard, authenticator=authenticator, limiter=RateLimiter(rate_limit), requests=requests
+    )
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
@@ -137,6 +155,10 @@ def create_app(
         _require_encoding(request, {"identity"})
         body = await _read_body(request, limit=max_body_bytes)
         batch = await _parse(alertmanager.parse_webhook, body)
+        sender = _caller(request).identity
+        batch = dataclasses.replace(
+            batch, alerts=tuple(dataclasses.replace(a, sender=sender) for a in batch.alerts)
+        )
         await run_in_threadpool(alerts.receive, batch)
         return JSONResponse({"status": "ok", "alerts": len(batch.alerts)})
 
@@ -176,7 +198,11 @@ def create_app(
 def _approval_routes(
     app: fastapi.FastAPI, desk: ports.ApprovalDesk, *, max_body_bytes: int
 ) -> None:
-    """POST /api/v1/incidents/{id}/approve|deny with {"as": NAME, "reason": TEXT}."""
+    """POST /api/v1/incidents/{id}/approve|deny with {"reason": TEXT}.
+
+    The verdict is the caller's: the identity comes from the credential, never the body.
+    A body that names someone else (`as`, as older clients sent) is refused.
+    """
 
     async def verdict(request: Request, incident_id: str, *, approve: bool) -> Response:
         _require_media_type(request, {_JSON})
@@ -184,14 +210,30 @@ def _approval_routes(
         document = await _parse(load_json, body, source="approval")
         if not isinstance(document, dict):
             raise _Refused(400, "expected an object", path="$")
-        who, reason = document.get("as"), document.get("reason", "")
-        if not isinstance(who, str) or not who.strip():
-            raise _Refused(400, "say who gives the verdict", path="$.as")
+        caller = _caller(request)
+        who, reason = caller.identity, document.get("reason", "")
+        named = document.get("as")
+        if named is not None and (
+            not isinstance(named, str) or canonical_identity(named) != canonical_identity(who)
+        ):
+            raise _Refused(
+                400,
+                f"a verdict is given as the credential's identity ({who}); drop `as`",
+                path="$.as",
+            )
         if not isinstance(reason, str):
             raise _Refused(400, "the reason must be a string", path="$.reason")
+        source = f"api {caller.method} from {_client(request)}"
         try:
             await run_in_threadpool(
-                desk.give_verdict, incident_id, approve=approve, by=who, reason=reason
+                functools.partial(
+                    desk.give_verdict,
+                    incident_id,
+                    approve=approve,
+                    by=who,
+                    reason=reason,
+                    source=source,
+                )
             )
         except ConfigError as exc:
             raise _Refused(409, str(exc)) from exc
@@ -251,6 +293,18 @@ def _incident_routes(app: fastapi.FastAPI, book: ports.IncidentBook) -> None:
         kind = query.get("kind")
         found = await run_in_threadpool(book.audit, after=after, limit=limit, kind=kind)
         return JSONResponse({"records": found})
+
+
+def _caller(request: Request) -> Caller:
+    """The authenticated caller the guard put on the request."""
+    caller = request.scope.get("state", {}).get("caller")
+    if not isinstance(caller, Caller):  # the guard runs before every route; never reached
+        raise _Refused(401, "this route needs a credential")
+    return caller
+
+
+def _client(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "unknown"
 
 
 def _bounded_int(text: str | None, *, default: int, low: int, high: int, name: str) -> int:

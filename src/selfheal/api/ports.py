@@ -36,7 +36,27 @@ class ApprovalDesk(Protocol):
     the API answers 409 with the reason.
     """
 
-    def give_verdict(self, incident_id: str, *, approve: bool, by: str, reason: str) -> None: ...
+    def give_verdict(
+        self, incident_id: str, *, approve: bool, by: str, reason: str, source: str
+    ) -> None: ...
+
+
+class RequestLog(Protocol):
+    """Records each write request the API answered (in the audit chain).
+
+    `identity` is None when the caller could not be authenticated.
+    """
+
+    def record_request(
+        self,
+        *,
+        identity: str | None,
+        roles: Sequence[str],
+        method: str,
+        route: str,
+        source: str,
+        status: int,
+    ) -> None: ...
 
 
 class IncidentBook(Protocol):

@@ -22,6 +22,7 @@ import selfheal
 from selfheal.cli import (
     approvals_cmd,
     audit_cmd,
+    auth_cmd,
     detect_replay,
     guardrails_cmd,
     incidents_cmd,
@@ -336,6 +337,7 @@ app.add_typer(policy_cmd.policy_app, name="policy")
 app.add_typer(guardrails_cmd.guardrails_app, name="guardrails")
 
 app.add_typer(audit_cmd.audit_app, name="audit")
+app.add_typer(auth_cmd.auth_app, name="auth")
 app.add_typer(incidents_cmd.incidents_app, name="incidents")
 
 

@@ -20,6 +20,7 @@ import pydantic
 
 from selfheal.actions.kubernetes_client import KubernetesCluster
 from selfheal.cli import logs
+from selfheal.cli.api_server import TlsFiles
 from selfheal.cli.loop import prepare_embedded
 from selfheal.domain.errors import ConfigError, SelfhealError, TemporaryError
 from selfheal.runtime import state_clock
@@ -52,6 +53,9 @@ def run_forever(
     settings = overridden(
         load_settings(config), state_dir=state_dir, replica_id=replica_id, api_listen=api_listen
     )
+    # The API's door is checked before anything starts: a bad token file or a bind beyond
+    # loopback without authentication refuses the start.
+    authenticator = _api_authenticator(settings)
     twin_server: server.TwinServer | None = None
     if settings.twin is not None:
         embedded = prepare_embedded(settings, scenario_name=None, speed=None, state_dir=None)
@@ -68,7 +72,7 @@ def run_forever(
         controller = _controller_for_cluster(settings)
     api = None
     try:
-        api = _start_api(settings, controller)
+        api = _start_api(settings, controller, authenticator)
         if api is not None:
             _log.info("API (webhooks, receivers, incidents) on %s", api.url)
         _log.info("controller running; state in %s", controller.state_dir)
@@ -125,19 +129,26 @@ def _controller_for_cluster(settings: Settings) -> Controller:
     )
 
 
-def _start_api(settings: Settings, controller: Controller) -> Any:
+def _api_authenticator(settings: Settings) -> Any:
+    """The API's Authenticator when the config has an `api` section (else None)."""
+    if settings.api is None:
+        return None
+    from selfheal.api import access  # noqa: PLC0415 - only with an `api` section
+
+    access.check_bind(settings.api)
+    return access.authenticator_for(settings)
+
+
+def _start_api(settings: Settings, controller: Controller, authenticator: Any) -> Any:
     """Serve the webhook, receivers and incident routes when the config has an `api` section."""
     if settings.api is None:
         return None
     from selfheal.api.app import create_app  # noqa: PLC0415 - only with an `api` section
-    from selfheal.cli.api_server import ApiServer  # noqa: PLC0415
+    from selfheal.api.guard import RateLimit  # noqa: PLC0415
+    from selfheal.cli.api_server import ApiServer  # noqa: PLC0415 - with an `api` section
 
     host, _, port = settings.api.listen.rpartition(":")
-    if host not in {"127.0.0.1", "localhost", "::1", "[::1]"}:
-        raise ConfigError(
-            f"api.listen {settings.api.listen!r}: the API listens on loopback "
-            "only for now (127.0.0.1:PORT)"
-        )
+    limit = settings.api.rate_limit
     api = ApiServer(
         create_app(
             alerts=controller,
@@ -145,9 +156,22 @@ def _start_api(settings: Settings, controller: Controller) -> Any:
             approvals=controller,
             incidents=controller.incident_book,
             health=controller.health,
+            authenticator=authenticator,
+            rate_limit=RateLimit(per_second=limit.per_second, burst=limit.burst),
+            requests=controller,
             allowed_hosts=settings.api.hosts(),
         ),
+        host=host.strip("[]"),
         port=int(port) or server.free_port(),
+        tls=None
+        if settings.api.tls is None
+        else TlsFiles(
+            cert=settings.path(settings.api.tls.cert_file),
+            key=settings.path(settings.api.tls.key_file),
+            client_ca=None
+            if settings.api.tls.client_ca_file is None
+            else settings.path(settings.api.tls.client_ca_file),
+        ),
     )
     api.start()
     return api

@@ -99,8 +99,26 @@ def start_alertmanager(
     group_wait: str = "0s",
     group_interval: str = "1s",
     repeat_interval: str = "1h",
+    token_file: Path | None = None,
+    basic_auth: tuple[str, Path] | None = None,
 ) -> Process:
+    """Alertmanager sending every alert to `webhook_url`, with a credential when given.
+
+    `token_file` is sent as `Authorization: Bearer`; `basic_auth` (user, password file)
+    as Basic. Either way Alertmanager reads the secret from the file, so it is in no
+    config file and no command line.
+    """
     port = free_port()
+    webhook: dict[str, object] = {"url": webhook_url, "send_resolved": True}
+    if token_file is not None:
+        webhook["http_config"] = {
+            "authorization": {"type": "Bearer", "credentials_file": str(token_file)}
+        }
+    elif basic_auth is not None:
+        user, password_file = basic_auth
+        webhook["http_config"] = {
+            "basic_auth": {"username": user, "password_file": str(password_file)}
+        }
     config = {
         "route": {
             "receiver": "selfheal",
@@ -109,9 +127,7 @@ def start_alertmanager(
             "group_interval": group_interval,
             "repeat_interval": repeat_interval,
         },
-        "receivers": [
-            {"name": "selfheal", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
-        ],
+        "receivers": [{"name": "selfheal", "webhook_configs": [webhook]}],
     }
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     (workdir / "alertmanager-data").mkdir(exist_ok=True)

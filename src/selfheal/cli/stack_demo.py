@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from selfheal.api import access
 from selfheal.api.app import create_app
 from selfheal.cli import loop, stack
 from selfheal.cli.api_server import ApiServer
@@ -44,9 +45,12 @@ def run_stack_demo(
     workdir = stack.workdir()
     twin_port, api_port = server.free_port(), server.free_port()
     twin_url, api_url = f"http://127.0.0.1:{twin_port}", f"http://127.0.0.1:{api_port}"
+    # The API's local token (made in the state directory) is Alertmanager's credential.
+    access.local_token(state_dir)
+    token_file = state_dir / access.LOCAL_TOKEN_FILE
     with (
         stack.start_alertmanager(
-            webhook_url=f"{api_url}/api/v1/alerts", workdir=workdir
+            webhook_url=f"{api_url}/api/v1/alerts", workdir=workdir, token_file=token_file
         ) as alertmanager,
         stack.start_prometheus(
             targets=[f"{twin_url}/metrics"],
@@ -63,6 +67,7 @@ def run_stack_demo(
                 ),
                 "alerts": AlertSettings(source="alertmanager"),
                 "api": ApiSettings(listen=f"127.0.0.1:{api_port}"),
+                "state_dir": state_dir,
                 # This demo measures the Prometheus -> Alertmanager -> webhook path; an
                 # anomaly watch firing first would remediate without it.
                 "anomalies": AnomalySettings(),
@@ -76,6 +81,8 @@ def run_stack_demo(
                 alerts=run.controller,
                 approvals=run.controller,
                 incidents=run.controller.incident_book,
+                authenticator=access.authenticator_for(stacked),
+                requests=run.controller,
             ),
             port=api_port,
         )

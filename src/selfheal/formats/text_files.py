@@ -49,6 +49,8 @@ SCENARIO = FileKind("scenario file", 1 * MIB)
 # Policy files (the example's is 6 KB) may carry allow-lists as literals; the engine holds
 # every file of the bundle in memory.
 REGO = FileKind("Rego policy file", 4 * MIB)
+# A token file is a line of digest, identity and roles per caller (100 bytes each).
+TOKENS = FileKind("token file", 1 * MIB)
 
 
 def read_text(path: Path, *, kind: FileKind) -> str:

@@ -75,6 +75,7 @@ class AlertSender:
         attempts: int = 10,
         timeout: float = 10.0,
         sent: Sent | None = None,
+        token: str | None = None,
     ) -> None:
         # Several URLs (replicas behind a load balancer): each attempt goes to the next, so
         # a retry after a refusal or a dead replica reaches another one.
@@ -82,7 +83,9 @@ class AlertSender:
         self._urls = [each.rstrip("/") + ALERTS_PATH for each in urls]
         self._turn = -1  # the first attempt goes to the first URL
         self._attempts = attempts
-        self._client = httpx.Client(timeout=timeout)
+        # Alertmanager's `http_config.authorization`: the same bearer token on every request.
+        headers = {"authorization": f"Bearer {token}"} if token is not None else {}
+        self._client = httpx.Client(timeout=timeout, headers=headers)
         self.sent = sent or Sent()
 
     def close(self) -> None:

@@ -122,7 +122,7 @@ def storm_run(world: HaWorld, *, per_minute: int, minutes: float) -> dict[str, A
         items[start : start + ALERTS_PER_REQUEST]
         for start in range(0, len(items), ALERTS_PER_REQUEST)
     ]
-    senders = _SenderPerThread(world.api_urls(), sent)
+    senders = _SenderPerThread(world.api_urls(), sent, token=world.credentials.sender)
 
     def send(index: int, part: list[dict[str, Any]]) -> None:
         # Paced: request `index` leaves at its moment, whatever the ones before it took.
@@ -186,11 +186,11 @@ def throughput_run(
             world.controller.start()
             world.controller.wait_ready()
             urls = [world.api_url]
-        measured = measure_intake(urls, alerts=alerts)
+        measured = measure_intake(urls, alerts=alerts, token=world.credentials.sender)
     return {"setup": setup, **measured}
 
 
-def measure_intake(urls: Sequence[str], *, alerts: int) -> dict[str, Any]:
+def measure_intake(urls: Sequence[str], *, alerts: int, token: str) -> dict[str, Any]:
     """Post `alerts` (in requests of ALERTS_PER_REQUEST) from SENDERS threads, flat out."""
     now = time.time()
     items = [alert("LoadAlert", {"instance": f"load-{i}"}, starts_at=now) for i in range(alerts)]
@@ -199,7 +199,7 @@ def measure_intake(urls: Sequence[str], *, alerts: int) -> dict[str, Any]:
         for start in range(0, len(items), ALERTS_PER_REQUEST)
     ]
     sent = Sent()
-    senders = _SenderPerThread(urls, sent)
+    senders = _SenderPerThread(urls, sent, token=token)
     began = time.monotonic()
     with senders, concurrent.futures.ThreadPoolExecutor(SENDERS) as pool:
         futures = [
@@ -225,9 +225,10 @@ class _SenderPerThread:
     Each thread's sender starts at another replica, as a load balancer spreads clients.
     """
 
-    def __init__(self, urls: Sequence[str], sent: Sent) -> None:
+    def __init__(self, urls: Sequence[str], sent: Sent, *, token: str) -> None:
         self._urls = list(urls)
         self._sent = sent
+        self._token = token
         self._local = threading.local()
         self._all: list[AlertSender] = []
         self._lock = threading.Lock()
@@ -237,7 +238,7 @@ class _SenderPerThread:
         if sender is None:
             first = index % len(self._urls)
             urls = [*self._urls[first:], *self._urls[:first]]
-            sender = AlertSender(urls, attempts=60, sent=self._sent)
+            sender = AlertSender(urls, attempts=60, sent=self._sent, token=self._token)
             self._local.sender = sender
             with self._lock:
                 self._all.append(sender)

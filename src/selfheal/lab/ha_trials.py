@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from selfheal.lab import accounting
-from selfheal.lab.alert_sender import AlertSender, Sent, alert
+from selfheal.lab.alert_sender import Sent, alert
 from selfheal.lab.ha_world import HaWorld
 from selfheal.lab.servers import NatsServer, PostgresServer
 from selfheal.lab.trials import BOUNDARIES, REAL_LABELS
@@ -167,7 +167,7 @@ class Trials:
         restarted = threading.Event()
 
         def send(part: list[dict[str, Any]]) -> None:
-            sender = AlertSender(world.api_urls(), attempts=60, sent=sent)
+            sender = world.alert_sender(world.api_urls(), attempts=60, sent=sent)
             try:
                 sender.send(part)
             finally:
@@ -219,7 +219,7 @@ class Trials:
         if send:
             urls = world.api_urls()
             first = self.rng.randrange(len(urls))  # any replica, as a load balancer would
-            sender = AlertSender(urls[first:] + urls[:first], attempts=60, sent=begun.sent)
+            sender = world.alert_sender(urls[first:] + urls[:first], attempts=60, sent=begun.sent)
             sender.send([trial_alert(begun.number)])
             sender.close()
         return begun
@@ -285,7 +285,7 @@ class Trials:
         )
         running = world.query("SELECT workflow_id FROM workflow_runs WHERE status = 'running'")
         if kind != "nats-restart":  # the storm's alerts stay; the trial's own is resolved
-            sender = AlertSender(world.api_urls(), attempts=60)
+            sender = world.alert_sender(world.api_urls(), attempts=60)
             sender.send([trial_alert(begun.number, resolved=True)])
             sender.close()
         return HaTrialResult(

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from selfheal.lab import accounting
-from selfheal.lab.alert_sender import AlertSender
 from selfheal.lab.ha_world import HaSettings, HaWorld
 from selfheal.lab.servers import (
     ExistingNats,
@@ -101,7 +100,7 @@ def _story(world: HaWorld, where: str, say: Tell) -> dict[str, Any]:
     )
     receiver = world.replicas[1 % len(world.replicas)]
     others = [r.api_url for r in world.replicas if r is not receiver]
-    sender = AlertSender([receiver.api_url, *others], attempts=60)
+    sender = world.alert_sender([receiver.api_url, *others], attempts=60)
     sender.send([real_alert()])
     sender.close()
     say(

@@ -22,6 +22,7 @@ import httpx
 
 from selfheal.lab import accounting
 from selfheal.lab.alert_sender import AlertSender, alert
+from selfheal.lab.credentials import LabCredentials
 from selfheal.lab.fault_proxy import FaultRule
 from selfheal.lab.world import World, WorldSettings
 
@@ -105,7 +106,7 @@ def kill_trial(
         assert controller is not None
         controller.start()
         controller.wait_ready()
-        sender = AlertSender(world.api_url)
+        sender = world.alert_sender()
         sender.send([real_alert()])
         reached = True
         if boundary is not None and boundary != ACKED:
@@ -152,9 +153,9 @@ def storm_trial(
         gaps = _TickWatch(world.api_url)
         gaps.start()
         began = time.monotonic()
-        shared = AlertSender(world.api_url)
+        shared = world.alert_sender()
         with concurrent.futures.ThreadPoolExecutor(senders) as pool:
-            futures = [pool.submit(_send_one, world.api_url, shared, part) for part in batches]
+            futures = [pool.submit(_send_one, world, shared, part) for part in batches]
             for index, future in enumerate(futures):
                 future.result()
                 if index == len(futures) // 2:
@@ -195,8 +196,8 @@ def hostile_trial(directory: Path, *, flood: int = 20_000, speed: float = 30) ->
         assert controller is not None
         controller.start()
         controller.wait_ready()
-        answers = _hostile_requests(world.api_url)
-        sender = AlertSender(world.api_url, attempts=50)
+        answers = _hostile_requests(world.api_url, world.credentials)
+        sender = world.alert_sender(attempts=50)
         sender.send([real_alert()])
         now = time.time()
         alerts = [
@@ -271,7 +272,7 @@ def api_fault_trial(directory: Path, *, fault: str, speed: float = 30) -> TrialR
         world.faults(API_FAULTS[fault])
         controller.start()
         controller.wait_ready()
-        sender = AlertSender(world.api_url)
+        sender = world.alert_sender()
         sender.send([real_alert()])
         settle(world)
         code, _ = controller.terminate()
@@ -309,7 +310,7 @@ def disk_full_trial(directory: Path, *, speed: float = 30) -> TrialResult | None
             assert controller is not None
             controller.start()
             controller.wait_ready()
-            sender = AlertSender(world.api_url, attempts=200)
+            sender = world.alert_sender(attempts=200)
             sender.send([real_alert()])
             settle(world)
             filler = mount / "filler"
@@ -369,8 +370,8 @@ class _TickWatch:
                     self.max_gap = max(self.max_gap, float(age))
 
 
-def _send_one(url: str, shared: AlertSender, part: list[dict[str, Any]]) -> None:
-    sender = AlertSender(url, attempts=50, sent=shared.sent)
+def _send_one(world: World, shared: AlertSender, part: list[dict[str, Any]]) -> None:
+    sender = world.alert_sender(attempts=50, sent=shared.sent)
     try:
         sender.send(part)
     finally:
@@ -401,27 +402,41 @@ def _first_scale_after(world: World, wall: float, *, timeout: float) -> float | 
     return None
 
 
-def _hostile_requests(api_url: str) -> dict[str, int]:
-    """Requests built to break the API; the status each got (all should be 4xx)."""
+def _hostile_requests(api_url: str, credentials: LabCredentials) -> dict[str, int]:
+    """Requests built to break the API; the status each got (all should be 4xx).
+
+    Most carry a valid credential, so they reach the parsers they aim at; the last few
+    try the door itself: no credential, a wrong one, and a sender's token on a verdict.
+    """
     surrogate = (
         b'{"version":"4","status":"firing","receiver":"r","groupKey":"k","alerts":[{"status":'
         b'"firing","labels":{"alertname":"X","pod":"\\ud800"},"annotations":{},'
         b'"startsAt":"2026-01-01T00:00:00Z"}]}'
     )
-    json_type = {"content-type": "application/json"}
+    sender = {"content-type": "application/json", **credentials.header(credentials.sender)}
+    approver = {"content-type": "application/json", **credentials.header(credentials.approver)}
+    viewer = credentials.header(credentials.viewer)
     tries: dict[str, tuple[str, str, bytes, dict[str, str]]] = {
-        "lone surrogate": ("POST", "/api/v1/alerts", surrogate, json_type),
+        "lone surrogate": ("POST", "/api/v1/alerts", surrogate, sender),
         "deep JSON approve": (
             "POST",
             "/api/v1/incidents/x/approve",
             b"[" * 200_000 + b"]" * 200_000,
-            json_type,
+            approver,
         ),
-        "not JSON": ("POST", "/api/v1/alerts", b"{not json", json_type),
-        "wrong type": ("POST", "/api/v1/alerts", b"{}", {"content-type": "text/plain"}),
-        "too large": ("POST", "/api/v1/alerts", b" " * (5 << 20), json_type),
-        "foreign Host": ("POST", "/api/v1/alerts", b"{}", {**json_type, "host": "evil.test"}),
-        "unknown incident": ("GET", "/api/v1/incidents/%00%ff", b"", {}),
+        "not JSON": ("POST", "/api/v1/alerts", b"{not json", sender),
+        "wrong type": ("POST", "/api/v1/alerts", b"{}", {**sender, "content-type": "text/plain"}),
+        "too large": ("POST", "/api/v1/alerts", b" " * (5 << 20), sender),
+        "foreign Host": ("POST", "/api/v1/alerts", b"{}", {**sender, "host": "evil.test"}),
+        "unknown incident": ("GET", "/api/v1/incidents/%00%ff", b"", viewer),
+        "no credential": ("POST", "/api/v1/alerts", b"{}", {"content-type": "application/json"}),
+        "wrong token": (
+            "POST",
+            "/api/v1/alerts",
+            b"{}",
+            {"content-type": "application/json", "authorization": "Bearer not-a-token"},
+        ),
+        "sender approves": ("POST", "/api/v1/incidents/x/approve", b"{}", sender),
     }
     answers = {}
     with httpx.Client(timeout=30.0) as client:

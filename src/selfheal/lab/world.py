@@ -28,6 +28,8 @@ import httpx
 import yaml
 
 from selfheal.domain.time import ScaledClock
+from selfheal.lab.alert_sender import AlertSender
+from selfheal.lab.credentials import LabCredentials
 from selfheal.lab.fault_proxy import FaultProxy, FaultRule
 from selfheal.twin import scenario, server
 
@@ -144,6 +146,7 @@ class World:
         self.api_port = server.free_port()
         self.state_dir = directory / "state"
         self.controller: ControllerProcess | None = None
+        self.credentials = LabCredentials()
 
     @property
     def api_url(self) -> str:
@@ -168,6 +171,10 @@ class World:
             self.proxy.stop()
         self.twin.stop()
 
+    def alert_sender(self, urls: Sequence[str] | None = None, **options: Any) -> AlertSender:
+        """An Alertmanager stand-in posting to this world's API with the sender's token."""
+        return AlertSender(urls or self.api_url, token=self.credentials.sender, **options)
+
     def faults(self, rules: Sequence[FaultRule]) -> None:
         assert self.proxy is not None
         self.proxy.set_rules(rules)
@@ -178,6 +185,7 @@ class World:
         kubeconfig = server.write_kubeconfig(
             self.directory / "kubeconfig", self.proxy.url, namespace="production"
         )
+        tokens = self.credentials.write(self.directory / "tokens.yaml")
         config: dict[str, Any] = {
             "cluster": {"kubeconfig": str(kubeconfig)},
             "clock_speed": self.settings.speed,
@@ -187,7 +195,12 @@ class World:
                 "targets": [{"url": f"{self.twin.url}/metrics", "job": "kubernetes"}],
             },
             "alerts": {"source": "alertmanager", "max_pending": self.settings.max_pending},
-            "api": {"listen": f"127.0.0.1:{self.api_port}"},
+            "api": {
+                "listen": f"127.0.0.1:{self.api_port}",
+                "auth": {"tokens_file": str(tokens)},
+                # The lab plays a whole Alertmanager fleet through one token.
+                "rate_limit": {"per_second": 100_000, "burst": 100_000},
+            },
             "rules": [str(folder / "rules.yaml")],
             "policies": str(folder / "policies"),
             "runbooks": str(folder / "runbooks"),

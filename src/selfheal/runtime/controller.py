@@ -53,6 +53,7 @@ from selfheal.runtime.intake_worker import IntakeWorker
 from selfheal.runtime.leader_duties import LeaderDuties
 from selfheal.runtime.policy_input import PolicyInputBuilder
 from selfheal.runtime.recorder import IncidentStore, Recorder
+from selfheal.runtime.request_journal import RequestJournal
 from selfheal.runtime.settings import Settings
 from selfheal.runtime.state_clock import SteppedClockWriter
 from selfheal.runtime.state_lock import StateLock
@@ -195,6 +196,7 @@ class Controller:
             if self.state_lock is not None:
                 self.state_lock.release()
             raise
+        self.request_journal = RequestJournal(self.store, now=self.clock.now)
         self.coordinator = Coordinator(
             store=self.store,
             clock=self.clock,
@@ -540,13 +542,41 @@ class Controller:
             "at": signal.at,
         }
 
-    def give_verdict(self, incident_id: str, *, approve: bool, by: str, reason: str) -> None:
+    def give_verdict(
+        self, incident_id: str, *, approve: bool, by: str, reason: str, source: str | None = None
+    ) -> None:
         """The API's ApprovalDesk: record a person's verdict (the waiting step reads it)."""
         self.store.approvals.give(
-            incident_id=incident_id, approve=approve, by=by, reason=reason, at=self.clock.now()
+            incident_id=incident_id,
+            approve=approve,
+            by=by,
+            reason=reason,
+            at=self.clock.now(),
+            source=source,
+        )
+
+    def record_request(
+        self,
+        *,
+        identity: str | None,
+        roles: Sequence[str],
+        method: str,
+        route: str,
+        source: str,
+        status: int,
+    ) -> None:
+        """The API's RequestLog: an `api.request` audit record (see request_journal)."""
+        self.request_journal.record(
+            identity=identity,
+            roles=roles,
+            method=method,
+            route=route,
+            source=source,
+            status=status,
         )
 
     def close(self) -> None:
+        self.request_journal.close()
         self.bundle.close()
         if self.bus is not None:
             self.bus.close()

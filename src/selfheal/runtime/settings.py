@@ -70,10 +70,72 @@ class AlertSettings(_Strict):
     max_pending: int = pydantic.Field(default=50_000, ge=1)
 
 
+# Signature algorithms a provider's tokens may use (never "none", never a shared secret).
+JwtAlgorithm = Literal["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
+
+
+class OidcSettings(_Strict):
+    """Bearer JWTs from an OIDC provider, checked against its published keys (JWKS)."""
+
+    issuer: str = pydantic.Field(min_length=1)
+    audience: str = pydantic.Field(min_length=1)
+    jwks_url: str = pydantic.Field(pattern=r"^https?://")
+    identity_claim: str = "sub"
+    roles_claim: str = "roles"
+    # Allowed clock difference between the provider and this machine.
+    leeway: Annotated[Duration, pydantic.Field(ge=0)] = 60.0
+    algorithms: tuple[
+        Literal["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"], ...
+    ] = (
+        "RS256",
+        "ES256",
+        "EdDSA",
+    )
+
+
+class AuthSettings(_Strict):
+    """Who may call the API: API tokens (a file or an environment variable) and/or OIDC."""
+
+    # A YAML file of token digests, identities and roles (docs/security.md).
+    tokens_file: Path | None = None
+    # The name of an environment variable holding the same YAML (for a Kubernetes Secret).
+    tokens_env: str | None = pydantic.Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    oidc: OidcSettings | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _names_a_credential(self) -> AuthSettings:
+        if self.tokens_file is None and self.tokens_env is None and self.oidc is None:
+            raise ValueError("set `tokens_file`, `tokens_env` or `oidc`")
+        return self
+
+
+class RateLimitSettings(_Strict):
+    """Write requests each caller may make: `per_second` on average, `burst` at once."""
+
+    per_second: float = pydantic.Field(default=50.0, gt=0)
+    burst: int = pydantic.Field(default=500, ge=1)
+
+
+class TlsSettings(_Strict):
+    """HTTPS for the API; with `client_ca_file`, callers must also show a certificate it signed."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+
 class ApiSettings(_Strict):
-    """The HTTP API (webhooks and receivers): where it listens."""
+    """The HTTP API (webhooks, receivers, incidents, approvals): where and for whom.
+
+    Without `auth`, the API listens on loopback only and accepts one local token, made at
+    the first start and kept in the state directory (`api-token`), for sending alerts and
+    reading; approvals then go through `selfheal approve` on this machine.
+    """
 
     listen: str = pydantic.Field(default="127.0.0.1:0", pattern=r"^[\w.\-\[\]:]+:\d{1,5}$")
+    auth: AuthSettings | None = None
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    tls: TlsSettings | None = None
     # Host header values the API answers (a request naming another host is refused, which
     # stops a web page that rebinds its domain to 127.0.0.1 from reaching the API). Default:
     # the loopback names and the listen address's host.
@@ -336,6 +398,18 @@ def load_settings(path: Path) -> Settings:
             what=f"guardrails file {settings.guardrails}",
             at=where,
         )
+    api_files: list[tuple[list[str | int], Path | None]] = []
+    if settings.api is not None:
+        auth, tls = settings.api.auth, settings.api.tls
+        api_files.append((["api", "auth", "tokens_file"], auth.tokens_file if auth else None))
+        api_files.extend(
+            (["api", "tls", key], getattr(tls, key) if tls else None)
+            for key in ("cert_file", "key_file", "client_ca_file")
+        )
+    for key_path, file in api_files:
+        if file is not None:
+            where = document.locate(key_path)
+            _require(settings.path(file), what=".".join(map(str, key_path)), at=where)
     if settings.cluster.kubeconfig:
         where = document.locate(["cluster", "kubeconfig"])
         _require(settings.path(settings.cluster.kubeconfig), what="kubeconfig", at=where)
