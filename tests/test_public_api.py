@@ -156,6 +156,8 @@ SURFACES = {
         "WorkflowRun",
         "action_records",
         "audit",
+        "audit_checkpoints",
+        "audit_signing",
         "budget_ledger",
         "canonical_json",
         "coordination",
