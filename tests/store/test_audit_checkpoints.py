@@ -1,15 +1,15 @@
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import text
 
 from selfheal.domain.errors import PermanentError
 from selfheal.store import Store, audit, audit_checkpoints, audit_signing, open_store
+
+from forgery import rewrite_chain_from, run_sql
 
 KEY = audit_signing.SigningKey.generate()
 
@@ -25,39 +25,6 @@ def checkpoint(store: Store, *, at: float) -> audit_checkpoints.AuditCheckpoint:
     made = audit_checkpoints.sign_head(store, key=KEY, at=at)
     assert made is not None
     return made
-
-
-def run_sql(store: Store, statement: str, **params: Any) -> None:
-    """Tamper with the database behind the store's back."""
-    with store.engine.begin() as connection:
-        connection.execute(text(statement), params)
-
-
-def rewrite_from(store: Store, seq: int, payload: dict[str, Any]) -> None:
-    """Edit record `seq` and recompute every later hash and the head, as a forger would."""
-    records = store.audit.records(after=seq - 1)
-    previous = records[0].prev_hash
-    for record in records:
-        content = payload if record.seq == seq else dict(record.payload)
-        new_hash = audit.record_hash(
-            seq=record.seq,
-            at=record.at,
-            kind=record.kind,
-            subject=record.subject,
-            payload=content,
-            prev_hash=previous,
-        )
-        run_sql(
-            store,
-            "UPDATE audit_log SET payload = :payload, prev_hash = :prev, hash = :hash "
-            "WHERE seq = :seq",
-            payload=audit.canonical_json(content),
-            prev=previous,
-            hash=new_hash,
-            seq=record.seq,
-        )
-        previous = new_hash
-    run_sql(store, "UPDATE audit_head SET hash = :hash", hash=previous)
 
 
 def outside_lines(
@@ -129,7 +96,7 @@ def test_a_chain_rewritten_whole_passes_the_chain_check_but_not_its_checkpoints(
     checkpoint(store, at=200.0)
     append_some(store, 5)
     checkpoint(store, at=260.0)
-    rewrite_from(store, edited, {"n": 1000})
+    rewrite_chain_from(store, edited, {"n": 1000})
     assert audit.verify(store).ok, "the forger recomputed every hash: the chain verifies"
     report = verify(store)
     assert (report.ok, report.first_broken_seq) == (False, named)
@@ -226,7 +193,7 @@ def test_a_rewrite_hidden_by_deleting_its_checkpoint_is_caught_by_the_outside_co
     second = checkpoint(store, at=260.0)
     copy = outside_lines(tmp_path / "copy.jsonl", [first, second])
     run_sql(store, "DELETE FROM audit_checkpoints WHERE seq = 8")
-    rewrite_from(store, 6, {"n": 66})
+    rewrite_chain_from(store, 6, {"n": 66})
     assert audit.verify(store).ok
     assert verify(store).ok, "records after the newest stored checkpoint are unsigned"
     report = verify(store, copy)
