@@ -156,6 +156,7 @@ SURFACES = {
         "WorkflowRun",
         "action_records",
         "audit",
+        "audit_checkpoint_check",
         "audit_checkpoints",
         "audit_signing",
         "budget_ledger",

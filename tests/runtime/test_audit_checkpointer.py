@@ -16,7 +16,7 @@ from sqlalchemy import text
 from selfheal.domain.time import ManualClock
 from selfheal.runtime.audit_checkpointer import AuditCheckpointer
 from selfheal.runtime.audit_sinks import CheckpointSink, FileSink, WebhookSink
-from selfheal.store import Store, audit_checkpoints, audit_signing, open_store
+from selfheal.store import Store, audit_checkpoint_check, audit_signing, open_store
 
 KEY = audit_signing.SigningKey.generate()
 
@@ -218,7 +218,7 @@ def test_the_thread_signs_when_woken_and_once_more_at_a_clean_stop(
     signer.stop(final=True, timeout=30.0)
     assert [c.seq for c in store.audit_checkpoints.listed()] == [2, 5]
     assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 2
-    report = audit_checkpoints.verify_checkpoints(store, [KEY.verify_key])
+    report = audit_checkpoint_check.verify_checkpoints(store, [KEY.verify_key])
     assert (report.ok, report.signed_through, report.records) == (True, 5, 5)
 
 

@@ -7,7 +7,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from selfheal.domain.errors import PermanentError
-from selfheal.store import Store, audit, audit_checkpoints, audit_signing, open_store
+from selfheal.store import (
+    Store,
+    audit,
+    audit_checkpoint_check,
+    audit_checkpoints,
+    audit_signing,
+    open_store,
+)
 
 from forgery import rewrite_chain_from, run_sql
 
@@ -29,16 +36,16 @@ def checkpoint(store: Store, *, at: float) -> audit_checkpoints.AuditCheckpoint:
 
 def outside_lines(
     path: Path, checkpoints: list[audit_checkpoints.AuditCheckpoint]
-) -> list[audit_checkpoints.OutsideLine]:
+) -> list[audit_checkpoint_check.OutsideLine]:
     path.write_text("".join(json.dumps(c.document()) + "\n" for c in checkpoints))
-    with audit_checkpoints.outside_copy(path) as lines:
+    with audit_checkpoint_check.outside_copy(path) as lines:
         return list(lines)
 
 
 def verify(
-    store: Store, outside: list[audit_checkpoints.OutsideLine] | None = None
-) -> audit_checkpoints.CheckpointReport:
-    return audit_checkpoints.verify_checkpoints(store, [KEY.verify_key], outside=outside or ())
+    store: Store, outside: list[audit_checkpoint_check.OutsideLine] | None = None
+) -> audit_checkpoint_check.CheckpointReport:
+    return audit_checkpoint_check.verify_checkpoints(store, [KEY.verify_key], outside=outside or ())
 
 
 def test_an_untouched_chain_and_its_checkpoints_verify(store: Store, tmp_path: Path) -> None:
@@ -51,7 +58,7 @@ def test_an_untouched_chain_and_its_checkpoints_verify(store: Store, tmp_path: P
     assert (first.seq, second.seq) == (5, 8)
     report = verify(store, outside_lines(tmp_path / "copy.jsonl", [first, second]))
     assert audit.verify(store).ok
-    assert report == audit_checkpoints.CheckpointReport(
+    assert report == audit_checkpoint_check.CheckpointReport(
         ok=True,
         stored=2,
         outside=2,
@@ -228,8 +235,8 @@ def test_a_line_of_the_outside_copy_that_is_not_a_checkpoint_is_named(
     good = checkpoint(store, at=5.0)
     path = tmp_path / "copy.jsonl"
     path.write_text(json.dumps(good.document()) + "\n\n" + '{"seq": "two"}\n')
-    with audit_checkpoints.outside_copy(path) as lines:
-        report = audit_checkpoints.verify_checkpoints(store, [KEY.verify_key], outside=lines)
+    with audit_checkpoint_check.outside_copy(path) as lines:
+        report = audit_checkpoint_check.verify_checkpoints(store, [KEY.verify_key], outside=lines)
     assert (report.ok, report.problems, report.outside) == (False, 1, 1)
     assert report.reason == f"{path}:3: not a checkpoint (`seq` is not a record number)"
 

@@ -24,7 +24,7 @@ from rich.markup import escape
 from selfheal.cli import events, state_options, timeline
 from selfheal.domain.errors import ConfigError
 from selfheal.runtime import incident_views
-from selfheal.store import audit, audit_checkpoints, audit_signing, open_store
+from selfheal.store import audit, audit_checkpoint_check, audit_signing, open_store
 
 audit_app = typer.Typer(
     name="audit",
@@ -79,7 +79,9 @@ def audit_verify(
         with _outside_copy(checkpoints) as outside, open_store(chosen.store_url) as store:
             report = audit.verify(store)
             signed = (
-                audit_checkpoints.verify_checkpoints(store, keys, outside=outside) if keys else None
+                audit_checkpoint_check.verify_checkpoints(store, keys, outside=outside)
+                if keys
+                else None
             )
     except ConfigError as error:
         raise _fail(error) from None
@@ -92,16 +94,16 @@ def audit_verify(
 
 
 @contextlib.contextmanager
-def _outside_copy(path: Path | None) -> Iterator[Iterator[audit_checkpoints.OutsideLine]]:
+def _outside_copy(path: Path | None) -> Iterator[Iterator[audit_checkpoint_check.OutsideLine]]:
     if path is None:
         yield iter(())
         return
-    with audit_checkpoints.outside_copy(path) as lines:
+    with audit_checkpoint_check.outside_copy(path) as lines:
         yield lines
 
 
 def _verify_document(
-    report: audit.ChainReport, signed: audit_checkpoints.CheckpointReport | None, *, ok: bool
+    report: audit.ChainReport, signed: audit_checkpoint_check.CheckpointReport | None, *, ok: bool
 ) -> dict[str, Any]:
     return {
         "ok": ok,
@@ -123,7 +125,7 @@ def _verify_document(
 
 
 def _print_verify(
-    report: audit.ChainReport, signed: audit_checkpoints.CheckpointReport | None
+    report: audit.ChainReport, signed: audit_checkpoint_check.CheckpointReport | None
 ) -> None:
     if report.ok:
         _console.print(f"audit chain intact: {report.records} records verified")

@@ -3,8 +3,8 @@
 SQLite (a file in WAL mode, or in memory for tests) by default, PostgreSQL to scale out.
 Every write that matters commits together with its audit record, whose hash covers the
 record before it, so `audit.verify` detects any later edit, deletion or reordering; signed
-checkpoints of the chain's head (`audit_checkpoints`, keys in `audit_signing`) catch a
-chain rewritten whole. One
+checkpoints of the chain's head (`audit_checkpoints`, keys in `audit_signing`, checked by
+`audit_checkpoint_check`) catch a chain rewritten whole. One
 module per aggregate (incidents, decisions, workflow runs, actions, notifications, the
 budget ledger, approvals), each written in one transaction with its audit record; SQL lives
 in this package only.
@@ -17,6 +17,7 @@ in this package only.
 from selfheal.store import (
     action_records,
     audit,
+    audit_checkpoint_check,
     audit_checkpoints,
     audit_signing,
     budget_ledger,
@@ -63,6 +64,7 @@ __all__ = [
     "WorkflowRun",
     "action_records",
     "audit",
+    "audit_checkpoint_check",
     "audit_checkpoints",
     "audit_signing",
     "budget_ledger",
