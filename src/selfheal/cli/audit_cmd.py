@@ -28,7 +28,7 @@ from selfheal.store import audit, audit_checkpoint_check, audit_signing, open_st
 
 audit_app = typer.Typer(
     name="audit",
-    help="The tamper-evident audit log: verify it, read it.",
+    help="The tamper-evident audit log: verify it, read it, make the key that signs it.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
