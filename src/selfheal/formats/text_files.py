@@ -1,7 +1,7 @@
 """Reading the files users write: one reader, so every kind of file is refused the same way.
 
-Configs, guardrails, rule files, rule tests, runbooks, scenarios and Rego policies all come
-through here. Before there was one reader, a file that was not UTF-8 gave a Python
+Configs, guardrails, rule files, rule tests, runbooks, scenarios, Rego policies and key files
+all come through here. Before there was one reader, a file that was not UTF-8 gave a Python
 traceback, and a 50 MB config was read, decoded and parsed (90 s, 1.5 GB) before its error.
 
 So each kind of file has a size limit, far above any real file of that kind and low enough
@@ -51,6 +51,9 @@ SCENARIO = FileKind("scenario file", 1 * MIB)
 REGO = FileKind("Rego policy file", 4 * MIB)
 # A token file is a line of digest, identity and roles per caller (100 bytes each).
 TOKENS = FileKind("token file", 1 * MIB)
+# An Ed25519 key in PEM is about 120 bytes; a file far larger is not a key.
+PRIVATE_KEY = FileKind("private key file", 64 * 1024)
+PUBLIC_KEY = FileKind("public key file", 64 * 1024)
 
 
 def read_text(path: Path, *, kind: FileKind) -> str:

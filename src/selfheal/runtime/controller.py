@@ -38,9 +38,10 @@ from selfheal.domain.model import (
     fingerprint,
 )
 from selfheal.domain.time import Clock, SteppedClock
-from selfheal.runtime import bus_worker
+from selfheal.runtime import audit_sinks, bus_worker
 from selfheal.runtime.alert_intake import AlertIntake
 from selfheal.runtime.anomalies import AnomalyWatcher
+from selfheal.runtime.audit_checkpointer import AuditCheckpointer
 from selfheal.runtime.coordinator import Coordinator, default_replica_id, real_seconds
 from selfheal.runtime.deciding import Decider
 from selfheal.runtime.decision_worker import DecisionWorker
@@ -58,7 +59,7 @@ from selfheal.runtime.settings import Settings
 from selfheal.runtime.state_clock import SteppedClockWriter
 from selfheal.runtime.state_lock import StateLock
 from selfheal.runtime.telemetry_store import SharedTelemetry, SourceMetrics
-from selfheal.store import InboxFull, open_store
+from selfheal.store import InboxFull, audit_signing, open_store
 from selfheal.telemetry import rules, scrape
 from selfheal.telemetry.prometheus_source import PrometheusSource
 from selfheal.telemetry.sources import InstantSource
@@ -136,6 +137,11 @@ class Controller:
         rails_file = (
             guardrails.GuardrailFile(settings.path(settings.guardrails))
             if settings.guardrails is not None
+            else None
+        )
+        self._signing_key = (
+            audit_signing.load_signing_key(settings.path(settings.audit.signing_key))
+            if settings.audit is not None
             else None
         )
         self._open_state()
@@ -296,6 +302,7 @@ class Controller:
             on_failure=self._intake_failed,
             on_success=lambda: self.health.recovered(component="intake"),
         )
+        self.audit_checkpoints = self._audit_checkpointer()
         self.duties = LeaderDuties(
             store=self.store,
             incidents=self.incidents,
@@ -305,6 +312,7 @@ class Controller:
             coordinator=self.coordinator,
             worker=self.worker,
             anomalies=self.anomalies,
+            audit_checkpoints=self.audit_checkpoints,
         )
         self.bus_worker = (
             None
@@ -317,6 +325,26 @@ class Controller:
                 on_failure=lambda error: self._intake_failed(error, component="bus"),
                 on_success=lambda: self.health.recovered(component="bus"),
             )
+        )
+
+    def _audit_checkpointer(self) -> AuditCheckpointer | None:
+        """The signer of audit checkpoints and its sink, when `audit` is configured."""
+        audit = self.settings.audit
+        if audit is None or self._signing_key is None:
+            return None
+        sink: audit_sinks.CheckpointSink | None = None
+        if audit.sink is not None and audit.sink.file is not None:
+            sink = audit_sinks.FileSink(self.settings.path(audit.sink.file))
+        elif audit.sink is not None and audit.sink.webhook is not None:
+            sink = audit_sinks.WebhookSink(
+                audit.sink.webhook, timeout=audit.sink.timeout, retries=audit.sink.retries
+            )
+        return AuditCheckpointer(
+            store=self.store,
+            key=self._signing_key,
+            sink=sink,
+            clock=self.clock,
+            every=audit.checkpoint_every,
         )
 
     @property
@@ -350,6 +378,8 @@ class Controller:
         self.intake_worker.wake()  # alerts a stop left in the inbox
         if self.bus_worker is not None:
             self.bus_worker.start()
+        if self.audit_checkpoints is not None:
+            self.audit_checkpoints.start()
         interval = self.settings.telemetry.evaluation_interval
         stepped = self.clock if isinstance(self.clock, SteppedClock) else None
         clock_file = None if stepped is None else SteppedClockWriter(self.state_dir, stepped)
@@ -377,16 +407,7 @@ class Controller:
                     await _wait(stop, real_seconds(self.clock, max(0.0, delay)))
         finally:
             self.health.running = False
-            # The bus's batch in hand is stored, the intake's slice and the decisions in hand
-            # finish; runbooks stop at their next sleep or step and resume there at the next
-            # start (a step in the middle of a call finishes it first). What waits in the
-            # inbox or on the bus waits for the next start, or for another replica.
-            if self.bus_worker is not None:
-                await asyncio.to_thread(self.bus_worker.stop, timeout=_QUIET_S * 5)
-            await asyncio.to_thread(self.intake_worker.stop, timeout=_QUIET_S * 5)
-            await asyncio.to_thread(self.worker.stop, timeout=_QUIET_S * 5)
-            await asyncio.to_thread(self.engine.shutdown)
-            await asyncio.to_thread(self.coordinator.stop)
+            await self._stop_workers()
             if stepped is not None:
                 stepped.run_free()
             if clock_file is not None:
@@ -394,6 +415,27 @@ class Controller:
             if self.anomalies is not None:
                 with contextlib.suppress(OSError):  # a full disk must not block the stop
                     await asyncio.to_thread(self.anomalies.save)
+
+    async def _stop_workers(self) -> None:
+        """Stop the threads in the order their work flows, and give the loop lease up.
+
+        The bus's batch in hand is stored, the intake's slice and the decisions in hand
+        finish; runbooks stop at their next sleep or step and resume there at the next start
+        (a step in the middle of a call finishes it first). What waits in the inbox or on
+        the bus waits for the next start, or for another replica.
+        """
+        if self.bus_worker is not None:
+            await asyncio.to_thread(self.bus_worker.stop, timeout=_QUIET_S * 5)
+        await asyncio.to_thread(self.intake_worker.stop, timeout=_QUIET_S * 5)
+        await asyncio.to_thread(self.worker.stop, timeout=_QUIET_S * 5)
+        await asyncio.to_thread(self.engine.shutdown)
+        if self.audit_checkpoints is not None:
+            # Everything this controller will write is written: sign it, if the loop lease
+            # is still this replica's (a fenced one signs nothing).
+            await asyncio.to_thread(
+                self.audit_checkpoints.stop, final=self.coordinator.leader, timeout=_QUIET_S * 5
+            )
+        await asyncio.to_thread(self.coordinator.stop)
 
     async def _tick(self, client: httpx.AsyncClient) -> None:
         """One evaluation, contained: whatever fails is logged and counted, never fatal."""
@@ -578,6 +620,8 @@ class Controller:
     def close(self) -> None:
         self.request_journal.close()
         self.bundle.close()
+        if self.audit_checkpoints is not None:
+            self.audit_checkpoints.close()
         if self.bus is not None:
             self.bus.close()
         self.store.close()

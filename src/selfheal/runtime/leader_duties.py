@@ -5,7 +5,8 @@ restores the anomaly detectors from their last checkpoint, then sweeps: it fence
 replica silent past the lease and takes over their unfinished runbook workflows, and it
 decides again what a stop left mid-way (recovery.py), limited, with replicas sharing the
 state, to what no live replica can still be working on. It sweeps again every lease period
-while it holds the lease, and saves the detectors' checkpoint every minute.
+while it holds the lease, saves the detectors' checkpoint every minute, and has the audit
+chain's head signed every `audit.checkpoint_every` (audit_checkpointer.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 
 from selfheal.runtime import recovery
 from selfheal.runtime.anomalies import AnomalyWatcher
+from selfheal.runtime.audit_checkpointer import AuditCheckpointer
 from selfheal.runtime.coordinator import Coordinator
 from selfheal.runtime.deciding import Decider
 from selfheal.runtime.decision_worker import DecisionWorker
@@ -44,6 +46,7 @@ class LeaderDuties:
         coordinator: Coordinator,
         worker: DecisionWorker,
         anomalies: AnomalyWatcher | None,
+        audit_checkpoints: AuditCheckpointer | None = None,
     ) -> None:
         self._store = store
         self._incidents = incidents
@@ -53,6 +56,7 @@ class LeaderDuties:
         self._coordinator = coordinator
         self._worker = worker
         self._anomalies = anomalies
+        self._audit_checkpoints = audit_checkpoints
         self._gained = threading.Event()
         coordinator.on_lease_gained.append(self._gained.set)
         self._next_sweep: float | None = None
@@ -61,6 +65,9 @@ class LeaderDuties:
 
     def run(self, *, at: float) -> None:
         """Called at each tick by the lease's holder: whatever is due now."""
+        if self._audit_checkpoints is not None:
+            # First: it never fails, so a failing sweep below cannot hold it up.
+            self._audit_checkpoints.due(at=at)
         shared = self._coordinator.shared
         if self._gained.is_set():
             self._gained.clear()

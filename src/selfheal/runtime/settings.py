@@ -7,6 +7,7 @@ start with the place named; nothing starts half-configured. See docs/configurati
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,6 +16,7 @@ import pydantic
 from selfheal.detection import registry
 from selfheal.domain.errors import ConfigError, SourceLocation
 from selfheal.formats import durations, sourced_yaml, text_files
+from selfheal.store import audit_signing
 from selfheal.telemetry import promql
 
 Duration = Annotated[float, pydantic.BeforeValidator(durations.parse_duration)]
@@ -326,6 +328,42 @@ class ApprovalSettings(_Strict):
     required_for: tuple[str, ...] = ()
 
 
+class AuditSinkSettings(_Strict):
+    """Where each audit checkpoint is also sent: a file of JSON lines or a webhook, not both."""
+
+    file: Path | None = None
+    webhook: str | None = None
+    # Real seconds a webhook has to answer each POST.
+    timeout: Annotated[Duration, pydantic.Field(gt=0)] = 5.0
+    # Further tries of a failed POST, with backoff, before the checkpoint waits for the next.
+    retries: int = pydantic.Field(default=2, ge=0, le=10)
+
+    @pydantic.field_validator("webhook")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.netloc:
+                raise ValueError("use an http:// or https:// URL")
+        return url
+
+    @pydantic.model_validator(mode="after")
+    def _one_place(self) -> AuditSinkSettings:
+        if (self.file is None) == (self.webhook is None):
+            raise ValueError("set one of `file` and `webhook`")
+        return self
+
+
+class AuditSettings(_Strict):
+    """Signed checkpoints of the audit chain's head (docs/audit.md)."""
+
+    # The Ed25519 private key (PEM, PKCS#8) that signs; `selfheal audit keygen` makes one.
+    signing_key: Path
+    # Scenario seconds between checkpoints, when the chain's head has moved meanwhile.
+    checkpoint_every: Annotated[Duration, pydantic.Field(gt=0)] = 60.0
+    sink: AuditSinkSettings | None = None
+
+
 class Settings(_Strict):
     """A whole `selfheal.yaml`."""
 
@@ -347,6 +385,7 @@ class Settings(_Strict):
     anomalies: AnomalySettings = AnomalySettings()
     modes: ModeSettings = ModeSettings()
     approvals: ApprovalSettings = ApprovalSettings()
+    audit: AuditSettings | None = None
     api: ApiSettings | None = None
     notifications: dict[str, ChannelSettings] = pydantic.Field(default_factory=dict)
     external_labels: dict[str, str] = pydantic.Field(default_factory=dict)
@@ -413,7 +452,30 @@ def load_settings(path: Path) -> Settings:
     if settings.cluster.kubeconfig:
         where = document.locate(["cluster", "kubeconfig"])
         _require(settings.path(settings.cluster.kubeconfig), what="kubeconfig", at=where)
+    if settings.audit is not None:
+        _check_audit(settings, settings.audit, document)
     return settings
+
+
+def _check_audit(
+    settings: Settings, audit: AuditSettings, document: sourced_yaml.SourcedDocument
+) -> None:
+    """The signing key must be an Ed25519 private key; the sink's file must have a home."""
+    where = document.locate(["audit", "signing_key"])
+    key_path = settings.path(audit.signing_key)
+    _require(key_path, what=f"signing key {audit.signing_key}", at=where)
+    try:
+        audit_signing.load_signing_key(key_path)
+    except ConfigError as error:
+        raise ConfigError(f"signing key {error}", location=where) from error
+    if audit.sink is not None and audit.sink.file is not None:
+        folder = settings.path(audit.sink.file).parent
+        _require(
+            folder,
+            what=f"the directory of the checkpoints file, {folder},",
+            at=document.locate(["audit", "sink", "file"]),
+            is_dir=True,
+        )
 
 
 def _require(path: Path, *, what: str, at: SourceLocation, is_dir: bool = False) -> None:

@@ -2,7 +2,9 @@
 
 SQLite (a file in WAL mode, or in memory for tests) by default, PostgreSQL to scale out.
 Every write that matters commits together with its audit record, whose hash covers the
-record before it, so `audit.verify` detects any later edit, deletion or reordering. One
+record before it, so `audit.verify` detects any later edit, deletion or reordering; signed
+checkpoints of the chain's head (`audit_checkpoints`, keys in `audit_signing`, checked by
+`audit_checkpoint_check`) catch a chain rewritten whole. One
 module per aggregate (incidents, decisions, workflow runs, actions, notifications, the
 budget ledger, approvals), each written in one transaction with its audit record; SQL lives
 in this package only.
@@ -15,6 +17,9 @@ in this package only.
 from selfheal.store import (
     action_records,
     audit,
+    audit_checkpoint_check,
+    audit_checkpoints,
+    audit_signing,
     budget_ledger,
     coordination,
     database,
@@ -59,6 +64,9 @@ __all__ = [
     "WorkflowRun",
     "action_records",
     "audit",
+    "audit_checkpoint_check",
+    "audit_checkpoints",
+    "audit_signing",
     "budget_ledger",
     "canonical_json",
     "coordination",

@@ -17,8 +17,9 @@ Records are appended inside the caller's write transaction (`append_in`), so a t
 and its audit record commit or roll back together. The write lock (see `database.py`) makes
 appends strictly sequential; `seq` is therefore gap-free, and `verify` reads a gap as a
 deleted record. The single `audit_head` row names the last record, so records cut off the
-end are caught too. A chain rewritten wholesale, head included, still verifies: anchoring
-the head hash outside the database is what defends against that.
+end are caught too. A chain rewritten wholesale, head included, still verifies: signed
+checkpoints of the head, made with a key kept outside the database, defend against that
+(audit_checkpoints.py).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from selfheal.store import (
     action_records,
     approvals,
     audit,
+    audit_checkpoints,
     budget_ledger,
     coordination,
     decisions,
@@ -84,6 +85,7 @@ class Store:
             threading.Lock() if self.dialect == "sqlite" and not shared_connection else None
         )
         self.audit = audit.AuditLog(self)
+        self.audit_checkpoints = audit_checkpoints.AuditCheckpoints(self)
         self.incidents = incidents.Incidents(self)
         self.decisions = decisions.Decisions(self)
         self.workflows = workflow_runs.WorkflowRuns(self)

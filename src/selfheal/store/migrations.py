@@ -1,9 +1,10 @@
 """Bringing a store made by an earlier selfheal up to the current tables.
 
-`create_all` makes missing tables but never changes existing ones, so columns added since
-a state directory was made are added here: nullable, so old rows stay valid, and with the
-same uniqueness as a new store's (as an index, which SQLite can add to a table that
-exists). Each step checks before it acts, so running it again changes nothing.
+`create_all` makes missing tables (such as `audit_checkpoints`, which came after the first
+release) but never changes existing ones, so columns added since a state directory was
+made are added here: nullable, so old rows stay valid, and with the same uniqueness as a
+new store's (as an index, which SQLite can add to a table that exists). Each step checks
+before it acts, so running it again changes nothing.
 """
 
 from __future__ import annotations

@@ -191,6 +191,26 @@ class AuditHeadRow(Base):
     hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
 
 
+# Hex Ed25519 signatures are 64 bytes, 128 characters.
+SIGNATURE_LENGTH = 128
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint of the chain: record `seq` had hash `head_hash` (audit_checkpoints.py).
+
+    Not a record of the chain itself: a record would move the head it signs. At most one
+    checkpoint per record, and each newer one signs a later record.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    seq: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    head_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    signed_at: Mapped[float] = mapped_column(Double)
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(SIGNATURE_LENGTH))
+
+
 class BudgetLedgerRow(Base):
     """A cost charged against a day's remediation budget."""
 
