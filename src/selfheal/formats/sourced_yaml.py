@@ -121,9 +121,9 @@ def load_yaml_documents(
                 continue
             if parser.aliases > before:
                 guarded_yaml.refuse_alias_bombs(root)
-            documents.append(
-                SourcedDocument(source=source, data=parser.construct_document(root), root=root)
-            )
+            data = parser.construct_document(root)
+            if data is not None:  # an empty document (`---` twice) holds nothing to read
+                documents.append(SourcedDocument(source=source, data=data, root=root))
     except yaml.YAMLError as exc:
         raise _invalid(exc, source=source) from exc
     finally:
