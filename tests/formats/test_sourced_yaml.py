@@ -6,7 +6,7 @@ import pydantic
 import pytest
 
 from selfheal.domain.errors import ConfigError
-from selfheal.formats.sourced_yaml import load_model, load_yaml
+from selfheal.formats.sourced_yaml import load_model, load_yaml, load_yaml_documents
 
 
 class Step(pydantic.BaseModel):
@@ -47,3 +47,20 @@ def test_misspelt_key_suggests_the_right_one() -> None:
         load_model(Book, document)
     assert "did you mean 'name'" in str(raised.value)
     assert "more problem" not in str(raised.value)
+
+
+def test_each_document_of_a_stream_keeps_its_own_positions() -> None:
+    """Several documents (`---`): each locates its values at their line in the whole file.
+
+    Empty documents are left out.
+    """
+    text = "kind: A\n---\n---\nkind: B\nrules:\n  - verbs: [get]\n"
+    first, second = load_yaml_documents(text, source="m.yaml")
+    assert (first.data, second.data["kind"]) == ({"kind": "A"}, "B")
+    assert str(second.locate(["rules", 0, "verbs"])) == "m.yaml:6:12 (rules[0].verbs)"
+
+
+def test_an_error_in_a_later_document_names_its_line() -> None:
+    """A syntax error in the second document is at its line, as in a single document."""
+    with pytest.raises(ConfigError, match=r"^m\.yaml:3:\d+: invalid YAML"):
+        load_yaml_documents("kind: A\n---\nkind: B: C\n", source="m.yaml")

@@ -28,6 +28,7 @@ from selfheal.cli import (
     incidents_cmd,
     loop,
     policy_cmd,
+    rbac_cmd,
     rules_cmd,
     timeline,
 )
@@ -332,6 +333,7 @@ def runbooks(
         _console.print(f"wrote {path}", highlight=False)
 
 
+app.command("rbac")(rbac_cmd.generate_rbac)
 app.add_typer(rules_cmd.rules_app, name="rules")
 app.add_typer(policy_cmd.policy_app, name="policy")
 app.add_typer(guardrails_cmd.guardrails_app, name="guardrails")

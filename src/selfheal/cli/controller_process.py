@@ -116,17 +116,24 @@ def overridden(
 
 
 def _controller_for_cluster(settings: Settings) -> Controller:
+    # The cluster's configuration first: a kubeconfig or a service account that cannot be
+    # used refuses the start before the state directory is made.
+    kubeconfig = settings.path(settings.cluster.kubeconfig) if settings.cluster.kubeconfig else None
+    cluster = KubernetesCluster(kubeconfig=kubeconfig, in_cluster=settings.cluster.in_cluster)
+    if cluster.namespace is not None:
+        _log.info(
+            "in-cluster: Kubernetes API at %s as a service account of namespace %s",
+            cluster.host,
+            cluster.namespace,
+        )
     state_dir = settings.path(settings.state_dir)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create state_dir {state_dir}: {exc.strerror}") from exc
     clock = state_clock.anchored_clock(state_dir, speed=settings.clock_speed)
-    kubeconfig = settings.path(settings.cluster.kubeconfig) if settings.cluster.kubeconfig else None
     targets = [Target(url=t.url, job=t.job) for t in settings.telemetry.targets]
-    return Controller(
-        settings, clock=clock, cluster=KubernetesCluster(kubeconfig=kubeconfig), targets=targets
-    )
+    return Controller(settings, clock=clock, cluster=cluster, targets=targets)
 
 
 def _api_authenticator(settings: Settings) -> Any:

@@ -10,7 +10,10 @@ spawned: spawning would re-run `python -m selfheal` in the child and import the 
 again (seconds), and the parent holds no engine or thread a fork could copy mid-flight.
 
 `policy lint DIR` compiles the files and checks the runbooks and params the decision
-package's plans name against the runbooks directory (`selfheal.decision.lint`).
+package's plans name against the runbooks directory (`selfheal.decision.lint`). With
+`--role FILE` it also checks every step of those runbooks against the Role the controller is
+deployed with (`selfheal.runtime.role_check`): a step the Role does not allow is a problem,
+named at the step's file:line with the verb and resource it lacks.
 
 Exit codes: 0 all good, 1 a test failed or lint found a problem, 2 the input is wrong (a
 file does not parse, a directory is missing or has no `.rego` file).
@@ -34,7 +37,7 @@ from selfheal.decision import lint, policy
 from selfheal.decision.engine import PolicyEngine, PolicyError, RuleRef
 from selfheal.decision.regorus_engine import RegorusEngine
 from selfheal.domain.errors import ConfigError, SourceLocation
-from selfheal.runtime import controller
+from selfheal.runtime import controller, rbac, role_check
 from selfheal.workflows import runbook as runbook_module
 
 policy_app = typer.Typer(
@@ -254,21 +257,43 @@ def lint_policies(
             show_default=False,
         ),
     ] = None,
+    role: Annotated[
+        Path | None,
+        typer.Option(
+            "--role",
+            help="A YAML file with the Role (or ClusterRole) the controller is deployed with: "
+            "every runbook step must be allowed by it.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Check that the files compile and that plans choose runbooks and params that exist."""
+    """Check that the files compile and plans choose runbooks and params that exist.
+
+    With --role, also that the deployed Role allows every step of those runbooks.
+    """
     try:
         _require_rego_files(directory)
-        signatures = _signatures(runbooks or _default_runbooks(directory))
-        report = lint.lint_directory(directory, runbooks=signatures)
+        loaded = runbook_module.load_runbooks(
+            runbooks or _default_runbooks(directory), step_types=controller.step_types()
+        )
+        deployed = role_check.load_role(role) if role is not None else None
+        report = lint.lint_directory(directory, runbooks=_signatures(loaded))
     except ConfigError as error:
         raise _fail(error) from None
     for finding in report.findings:
         print(finding)
+    refused = role_check.refusals(deployed, loaded) if deployed is not None else []
+    for refusal in refused:
+        print(refusal)
     files, checked = len(report.policy_files), report.checked
-    if report.ok:
-        print(f"ok: {files} policy files, {checked} plans checked")
+    checks = f"{files} policy files, {checked} plans checked"
+    if deployed is not None:
+        steps = len(rbac.step_needs(loaded))
+        checks += f", {steps} runbook steps checked against {deployed.kind} {deployed.name}"
+    if report.ok and not refused:
+        print(f"ok: {checks}")
         raise typer.Exit(code=0)
-    print(f"{len(report.problems)} problems in {files} policy files, {checked} plans checked")
+    print(f"{len(report.problems) + len(refused)} problems in {checks}")
     raise typer.Exit(code=1)
 
 
@@ -282,8 +307,7 @@ def _default_runbooks(directory: Path) -> Path:
     return found
 
 
-def _signatures(directory: Path) -> dict[str, lint.RunbookSignature]:
-    loaded = runbook_module.load_runbooks(directory, step_types=controller.step_types())
+def _signatures(loaded: Mapping[str, runbook_module.Runbook]) -> dict[str, lint.RunbookSignature]:
     return {
         name: lint.RunbookSignature(
             params=frozenset(book.params),

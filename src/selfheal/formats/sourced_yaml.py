@@ -90,19 +90,58 @@ def load_yaml(
         if root is not None and parser.aliases:
             guarded_yaml.refuse_alias_bombs(root)
         data = None if root is None else parser.construct_document(root)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
+    except yaml.YAMLError as exc:
+        raise _invalid(exc, source=source) from exc
+    finally:
+        parser.dispose()
+    return SourcedDocument(source=source, data=data, root=root)
+
+
+def load_yaml_documents(
+    text: str,
+    *,
+    source: str,
+    loader: type[guarded_yaml.GuardedLoader] = guarded_yaml.GuardedLoader,
+) -> list[SourcedDocument]:
+    """Parse every document of a YAML stream (`---` between them), each with its positions.
+
+    For files other tools write several objects into (Kubernetes manifests). Empty
+    documents are left out; errors name file:line:col as `load_yaml`'s do.
+    """
+    try:
+        parser = loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise _unprintable(exc, text=text, source=source) from exc
+    documents: list[SourcedDocument] = []
+    try:
+        while parser.check_node():
+            before = parser.aliases
+            root = parser.get_node()
+            if root is None:
+                continue
+            if parser.aliases > before:
+                guarded_yaml.refuse_alias_bombs(root)
+            data = parser.construct_document(root)
+            if data is not None:  # an empty document (`---` twice) holds nothing to read
+                documents.append(SourcedDocument(source=source, data=data, root=root))
+    except yaml.YAMLError as exc:
+        raise _invalid(exc, source=source) from exc
+    finally:
+        parser.dispose()
+    return documents
+
+
+def _invalid(error: yaml.YAMLError, *, source: str) -> ConfigError:
+    """A YAML error at its line and column when PyYAML knows them."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark
         location = SourceLocation(
             source,
             mark.line + 1 if mark else None,
             mark.column + 1 if mark else None,
         )
-        raise ConfigError(f"invalid YAML: {exc.problem}", location=location) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", location=SourceLocation(source)) from exc
-    finally:
-        parser.dispose()
-    return SourcedDocument(source=source, data=data, root=root)
+        return ConfigError(f"invalid YAML: {error.problem}", location=location)
+    return ConfigError(f"invalid YAML: {error}", location=SourceLocation(source))
 
 
 def _unprintable(error: yaml.reader.ReaderError, *, text: str, source: str) -> ConfigError:

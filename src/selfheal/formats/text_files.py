@@ -44,6 +44,9 @@ RULES = FileKind("rule file", 4 * MIB)
 RULE_TESTS = FileKind("rule test file", 4 * MIB)
 # One runbook is one DAG of steps (the example's is 3 KB); a directory holds many.
 RUNBOOK = FileKind("runbook", 1 * MIB)
+# Kubernetes objects a check reads (a Role, or a whole rendered deployment that holds one):
+# a rendered deployment with its ConfigMaps is tens of KB.
+MANIFESTS = FileKind("Kubernetes manifest file", 4 * MIB)
 # A scenario names services and faults (the shipped ones are under 2 KB).
 SCENARIO = FileKind("scenario file", 1 * MIB)
 # Policy files (the example's is 6 KB) may carry allow-lists as literals; the engine holds

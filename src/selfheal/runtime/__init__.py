@@ -8,8 +8,10 @@ from selfheal.runtime import (
     escalation,
     guardrail_facts,
     policy_input,
+    rbac,
     recorder,
     report,
+    role_check,
     settings,
     telemetry_store,
 )
@@ -27,8 +29,10 @@ __all__ = [
     "guardrail_facts",
     "load_settings",
     "policy_input",
+    "rbac",
     "recorder",
     "report",
+    "role_check",
     "settings",
     "telemetry_store",
 ]

@@ -34,9 +34,24 @@ class TwinSettings(_Strict):
 
 
 class ClusterSettings(_Strict):
-    """The Kubernetes API to act on: a kubeconfig, or the built-in twin when omitted."""
+    """The Kubernetes API to act on: a kubeconfig, or the pod's own service account.
+
+    With neither, the built-in twin (`twin`) is the cluster.
+    """
 
     kubeconfig: Path | None = None
+    # In a pod: the API server from KUBERNETES_SERVICE_HOST/PORT, the service account's
+    # token (re-read when it rotates), CA and namespace from the files Kubernetes mounts.
+    in_cluster: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _one_way_in(self) -> ClusterSettings:
+        if self.in_cluster and self.kubeconfig is not None:
+            raise ValueError(
+                "set `kubeconfig` or `in_cluster: true`, not both: in a pod, in_cluster "
+                "uses the pod's service account"
+            )
+        return self
 
 
 class TargetSettings(_Strict):
@@ -399,8 +414,10 @@ class Settings(_Strict):
 
     @pydantic.model_validator(mode="after")
     def _needs_a_cluster(self) -> Settings:
-        if self.twin is None and self.cluster.kubeconfig is None:
-            raise ValueError("set `twin` (the built-in twin) or `cluster.kubeconfig`")
+        if self.twin is None and self.cluster.kubeconfig is None and not self.cluster.in_cluster:
+            raise ValueError(
+                "set `twin` (the built-in twin), `cluster.kubeconfig` or `cluster.in_cluster`"
+            )
         return self
 
     def path(self, value: Path) -> Path:

@@ -4,6 +4,10 @@ One port serves the Kubernetes API subset and `/metrics`, as a real cluster's AP
 a scrape target would, so selfheal reaches the twin only over the wire and the same code can
 later talk to a real cluster. `TwinServer` runs uvicorn in a background thread for tests and
 for the demo; `selfheal twin` runs it in the foreground.
+
+Plain HTTP by default. For tests of how a client reaches a real API server (in a pod: HTTPS
+checked against the cluster's CA, a service-account bearer token), `TwinServer` also serves
+HTTPS with a given certificate and key, and can require a bearer token (`access.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -24,9 +29,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from selfheal.domain.time import ScaledClock, ScenarioClock
 from selfheal.twin import exposition
+from selfheal.twin.access import BearerTokenCheck
 from selfheal.twin.kube.api import KubeApi
 from selfheal.twin.scenario import Scenario
 from selfheal.twin.simulation import Simulation
@@ -165,15 +172,37 @@ def free_port() -> int:
         return port
 
 
-class TwinServer:
-    """The twin served by uvicorn on 127.0.0.1 in a background thread."""
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A PEM server certificate (chain) and its private key: the twin then serves HTTPS."""
 
-    def __init__(self, twin: Twin, *, port: int = 0) -> None:
+    certificate: Path
+    key: Path
+
+
+class TwinServer:
+    """The twin served by uvicorn on 127.0.0.1 in a background thread.
+
+    With `tls`, over HTTPS; with `expected_token`, its Kubernetes API answers only requests
+    bearing that token (settable while it runs, as a rotated token changes).
+    """
+
+    def __init__(
+        self,
+        twin: Twin,
+        *,
+        port: int = 0,
+        tls: TlsFiles | None = None,
+        expected_token: str | None = None,
+    ) -> None:
         self.twin = twin
         self.port = port or free_port()
+        self.tls = tls
+        self.expected_token = expected_token
         self.request_log = create_app(twin)
+        app: ASGIApp = BearerTokenCheck(self.request_log, expected=lambda: self.expected_token)
         config = uvicorn.Config(
-            self.request_log,
+            app,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
@@ -181,13 +210,16 @@ class TwinServer:
             lifespan="on",
             # Open watch streams must not hold up a stop for minutes.
             timeout_graceful_shutdown=2,
+            ssl_certfile=str(tls.certificate) if tls else None,
+            ssl_keyfile=str(tls.key) if tls else None,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="twin-server", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self, *, timeout: float = 10.0) -> None:
         self._thread.start()
@@ -217,13 +249,26 @@ def serving(scenario: Scenario, *, speed: float, port: int = 0) -> Iterator[Twin
         yield server
 
 
-def kubeconfig(url: str, *, namespace: str) -> dict[str, Any]:
-    """A kubeconfig that points kubectl and the clients at the twin."""
+def kubeconfig(
+    url: str,
+    *,
+    namespace: str,
+    token: str = "selfheal-twin",  # noqa: S107 - the twin takes any token unless told one
+    certificate_authority: Path | None = None,
+) -> dict[str, Any]:
+    """A kubeconfig that points kubectl and the clients at the twin.
+
+    For a twin served over HTTPS, `certificate_authority` is the CA file its certificate is
+    checked against.
+    """
+    cluster: dict[str, Any] = {"server": url}
+    if certificate_authority is not None:
+        cluster["certificate-authority"] = str(certificate_authority)
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "selfheal-twin", "cluster": {"server": url}}],
-        "users": [{"name": "selfheal-twin", "user": {"token": "selfheal-twin"}}],
+        "clusters": [{"name": "selfheal-twin", "cluster": cluster}],
+        "users": [{"name": "selfheal-twin", "user": {"token": token}}],
         "contexts": [
             {
                 "name": "selfheal-twin",

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 
 from selfheal.domain.actions import StepType
-from selfheal.domain.errors import ConfigError
+from selfheal.domain.errors import ConfigError, SourceLocation
 from selfheal.formats import durations, sourced_yaml, text_files
 from selfheal.workflows import templating
 
@@ -58,6 +58,13 @@ class Step(_Strict):
     timeout: Duration = 60.0
     # Compensation steps to run, in order, if this step fails; defaults to the runbook's.
     on_failure: tuple[str, ...] | None = None
+    # Where the step is written (file:line:col), set by `load_runbook`: checks made after
+    # loading (a Role that does not allow the step) name the step's place as the loader does.
+    _location: SourceLocation | None = pydantic.PrivateAttr(default=None)
+
+    @property
+    def location(self) -> SourceLocation | None:
+        return self._location
 
 
 class Runbook(_Strict):
@@ -116,6 +123,9 @@ def load_runbook(path: Path, *, step_types: Mapping[str, StepType]) -> Runbook:
     document = sourced_yaml.load_yaml(text, source=str(path))
     runbook = sourced_yaml.load_model(Runbook, document)
     _check(runbook, document, step_types)
+    for section, steps in (("steps", runbook.steps), ("compensation", runbook.compensation)):
+        for index, step in enumerate(steps):
+            step._location = document.locate([section, index])  # noqa: SLF001 - set once, here
     return runbook
 
 
