@@ -21,6 +21,7 @@ before the next trial, as its supervisor (systemd, Kubernetes) would.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import random
 import threading
 import time
@@ -51,6 +52,8 @@ KILL_MOMENTS = (
 )
 PAUSE_MOMENTS = ("workflow.started", "scale.begun", "wait.completed")
 SETTLE_S = 240.0
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -225,14 +228,28 @@ class Trials:
         return begun
 
     def _reach(self, begun: _Begun, moment: str) -> bool:
+        """Wait for the trial's run to reach `moment`; False (and why, logged) if it never does.
+
+        The wait is long: a team just recovered from the last trial's fault, on a loaded
+        machine, may take a minute or more to get there, and the moment is what matters.
+        """
         if moment == "random":
             time.sleep(self.rng.uniform(0.0, 3.0))
             return True
-        return self.world.wait_until(
+        reached = self.world.wait_until(
             f"SELECT 1 FROM audit_log WHERE seq > ? AND {BOUNDARIES[moment]}",  # noqa: S608
             begun.seq,
-            timeout=60,
+            timeout=SETTLE_S,
         )
+        if not reached:
+            kinds = self.world.query(
+                "SELECT kind, subject FROM audit_log WHERE seq > ? ORDER BY seq DESC LIMIT 12",
+                begun.seq,
+            )
+            _log.warning(
+                "trial %d never reached %s; its last records: %s", begun.number, moment, kinds
+            )
+        return reached
 
     def _worker_of(self, begun: _Begun) -> str | None:
         """The replica running the trial's remediation workflow, if one runs it now."""
