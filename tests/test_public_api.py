@@ -71,6 +71,7 @@ SURFACES = {
         "STALE_NAN",
         "TSDB",
         "is_stale",
+        "label_regex",
         "prometheus_source",
         "promql",
         "receivers",
