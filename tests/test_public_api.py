@@ -201,7 +201,17 @@ SURFACES = {
         "ports",
         "verify",
     ],
-    "api": ["AlertSink", "SampleSink", "access", "app", "auth", "create_app", "guard", "ports"],
+    "api": [
+        "AlertSink",
+        "SampleSink",
+        "access",
+        "app",
+        "auth",
+        "create_app",
+        "guard",
+        "openapi",
+        "ports",
+    ],
     "detection": [
         "batch",
         "bocpd",
