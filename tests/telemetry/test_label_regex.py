@@ -108,6 +108,26 @@ def test_patterns_mean_what_they_mean_in_prometheus(pattern: str, text: str, mat
     assert Matcher("job", MatchOp.REGEX, pattern).matches(text) is matches
 
 
+@pytest.mark.parametrize(
+    ("replacement", "expected"),
+    [
+        ("$1-$name", "ab-b"),
+        ("${1}x", "abx"),
+        ("$1x", ""),  # the name runs on: group "1x", absent
+        ("$\u00b2", "$\u00b2"),  # "²" is neither a letter nor a decimal digit: no name
+        ("$$1", "$1"),
+    ],
+)
+def test_label_replace_expands_groups_as_go_does(replacement: str, expected: str) -> None:
+    """Go's Regexp.ExpandString: numbers are ASCII digits, names are letters and digits."""
+    db = TSDB()
+    db.append(Labels(__name__="up", job="ab"), timestamp=0.0, value=1.0)
+    query = f'label_replace(up, "x", "{replacement}", "job", "(a(?P<name>b))")'
+    result = promql.evaluate(promql.parse(query), storage=db, at=0.0)
+    assert isinstance(result, promql.Vector)
+    assert result.samples[0].labels.get("x", "") == expected
+
+
 def test_label_replace_searches_the_anchored_pattern_as_prometheus_does() -> None:
     """Prometheus wraps the regex in `^(?:...)$` and searches; so does this engine.
 

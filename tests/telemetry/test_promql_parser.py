@@ -310,6 +310,7 @@ def test_every_expression_has_a_value_type(text: str, kind: str) -> None:
         ('"abc', "unterminated quoted string", 1),
         ('"\\q"', "unknown escape sequence \\q", 2),
         ("foo ! bar", 'unexpected character after "!"', 5),
+        ("x + \u00b2", "unexpected character '\u00b2'", 5),  # a digit, but not an ASCII one
         ('x{a=~"("}', "invalid regular expression `(`: missing )", 6),
         ('x{a=~"(a)\\\\1"}', "invalid regular expression `(a)\\1`: invalid escape sequence", 6),
         ("nope(x)", 'unknown function with name "nope"', 1),

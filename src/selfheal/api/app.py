@@ -310,11 +310,16 @@ def _client(request: Request) -> str:
 def _bounded_int(text: str | None, *, default: int, low: int, high: int, name: str) -> int:
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not _is_decimal(text) or not low <= int(text) <= high:
         raise _Refused(
             400, f"{name} must be an integer from {low} to {high}", path=f"$.query.{name}"
         )
     return int(text)
+
+
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also holds for "²", which `int` cannot read."""
+    return text.isascii() and text.isdigit()
 
 
 def _flag(text: str | None, *, name: str) -> bool:
@@ -384,7 +389,7 @@ def _require_remote_write_headers(request: Request) -> None:
 async def _read_body(request: Request, *, limit: int) -> bytes:
     """The body, refused with 413 as soon as it passes `limit` bytes (nothing more is read)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if _is_decimal(declared) and int(declared) > limit:
         raise _Refused(413, f"the body is {declared} bytes, over the limit of {limit}")
     chunks: list[bytes] = []
     size = 0

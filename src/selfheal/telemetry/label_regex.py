@@ -76,7 +76,10 @@ class Regex:
             self._compiled = re2.compile(_encode(pattern), _OPTIONS)
         except re2.error as exc:
             raise RegexError(_message(pattern, _reason(exc))) from exc
-        self._names: Mapping[str, int] = dict(self._compiled.groupindex)
+        # The binding names the groups of a bytes pattern in bytes.
+        self._names: Mapping[str, int] = {
+            _decode(name): index for name, index in self._compiled.groupindex.items()
+        }
         self._answers: dict[str, bool] = {}
 
     def __repr__(self) -> str:

@@ -379,7 +379,11 @@ def _template_name(text: str) -> tuple[str | None, str]:
     braced = text.startswith("{")
     body = text[1:] if braced else text
     length = 0
-    while length < len(body) and (body[length].isalnum() or body[length] == "_"):
+    # Go's name characters: letters (Python's isalpha) and decimal digits (isdecimal, not
+    # isalnum, which also takes "²" and "½").
+    while length < len(body) and (
+        body[length].isalpha() or body[length].isdecimal() or body[length] == "_"
+    ):
         length += 1
     if length == 0:
         return None, text
@@ -391,7 +395,9 @@ def _template_name(text: str) -> tuple[str | None, str]:
 
 
 def _group_number(name: str) -> int | None:
-    if not name.isdigit() or (len(name) > 1 and name[0] == "0") or len(name) > 8:
+    """The group a name numbers, as Go reads it: ASCII digits, no leading zero, below 1e8."""
+    digits = name.isascii() and name.isdigit()
+    if not digits or (len(name) > 1 and name[0] == "0") or len(name) > 8:
         return None
     return int(name)
 

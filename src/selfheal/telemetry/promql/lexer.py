@@ -84,6 +84,9 @@ class Token:
         return f'{self.kind.value} "{self.text or self.value}"'
 
 
+# ASCII only, as Prometheus' lexer: `str.isdigit` also holds for "²" and "٣", which no
+# number pattern reads.
+_DIGITS = frozenset("0123456789")
 _WORD = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _DURATION = re.compile(r"(?:[0-9]+(?:ms|[smhdwy]))+")
 _NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -185,7 +188,7 @@ class _Lexer:
             char = text[self.pos]
             if char in "\"'`":
                 self._string(char)
-            elif char.isdigit() or (char == "." and text[self.pos + 1 : self.pos + 2].isdigit()):
+            elif char in _DIGITS or (char == "." and text[self.pos + 1 : self.pos + 2] in _DIGITS):
                 self._number_or_duration()
             elif char.isalpha() or char == "_" or (char == ":" and not self.in_brackets):
                 self._word()
