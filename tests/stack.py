@@ -143,8 +143,11 @@ def start_prometheus(
     alertmanager_url: str | None = None,
     scrape_interval: str = "1s",
     evaluation_interval: str = "1s",
+    remote_write: dict[str, Any] | None = None,
 ) -> RunningProcess:
     """Start Prometheus scraping `scrape_targets` (URLs; `/metrics` of each) and wait for it.
+
+    `remote_write` is one entry of Prometheus' `remote_write` list (url, authorization, ...).
 
     Every target is one job, `selfheal-test`. Rule files are copied into the process'
     directory so a test may pass files it deletes afterwards.
@@ -171,6 +174,8 @@ def start_prometheus(
     }
     if copied:
         config["rule_files"] = copied
+    if remote_write is not None:
+        config["remote_write"] = [remote_write]
     if alertmanager_url is not None:
         config["alerting"] = {
             "alertmanagers": [{"static_configs": [{"targets": [_host_port(alertmanager_url)]}]}]

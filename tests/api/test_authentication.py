@@ -67,6 +67,9 @@ class Everything:
     def record_request(self, **request: Any) -> None:
         self.requests.append(request)
 
+    def reset_breaker(self, **_: Any) -> dict[str, Any]:
+        return {"reset": True, "failures": 2, "opens_at": 2}
+
     def list_incidents(self, **_: Any) -> list[dict[str, Any]]:
         return []
 
@@ -87,6 +90,7 @@ def app_for(ports: Everything, authenticator: Authenticator, **options: Any) -> 
         samples=ports,
         approvals=ports,
         incidents=ports,
+        guardrails=ports,
         requests=ports,
         authenticator=authenticator,
         **options,
@@ -130,6 +134,7 @@ def test_every_route_but_the_health_checks_needs_a_credential(client: TestClient
         ("POST", "/api/v1/incidents/inc-1/deny", "dashboard", "approver"),
         ("GET", "/api/v1/incidents", "alertmanager", "viewer"),
         ("GET", "/api/v1/audit", "alertmanager", "viewer"),
+        ("POST", "/api/v1/guardrails/reset", "alice", "admin"),
     ],
 )
 def test_a_caller_without_the_routes_role_gets_403_naming_it(

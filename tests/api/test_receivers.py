@@ -546,3 +546,37 @@ def test_an_alertmanager_without_the_credential_is_refused_and_nothing_arrives(
         wait_until(lambda: refused, timeout=30)
     assert set(refused) == {401}
     assert sinks.batches == []
+
+
+def test_a_real_prometheus_remote_writes_with_its_authorization_and_is_recorded(
+    tmp_path: Path, sinks: RecordingSinks
+) -> None:
+    """Prometheus 2.42's `remote_write.authorization` (a bearer token from a file) is let in."""
+    stack.require_binaries(stack.PROMETHEUS)
+    secret = tmp_path / "prometheus.token"
+    secret.write_text(CALLERS.tokens["alertmanager"], encoding="utf-8")
+    recorded: list[dict[str, Any]] = []
+
+    class Requests:
+        def record_request(self, **request: Any) -> None:
+            recorded.append(request)
+
+    app = create_app(
+        alerts=sinks, samples=sinks, authenticator=CALLERS.authenticator, requests=Requests()
+    )
+    with ServedApp(app) as served:
+        target = served.url  # its /metrics needs a credential: `up` is 0, and still written
+        with stack.start_prometheus(
+            scrape_targets=[target],
+            tmp_path=tmp_path,
+            remote_write={
+                "url": f"{served.url}{WRITE}",
+                "authorization": {"type": "Bearer", "credentials_file": str(secret)},
+            },
+        ):
+            wait_until(lambda: sinks.writes, timeout=60)
+    names = {sample.labels["__name__"] for write in sinks.writes for sample in write}
+    assert "up" in names
+    assert {(r["identity"], r["route"], r["status"]) for r in recorded} == {
+        ("alertmanager", WRITE, 204)
+    }

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
+from starlette.exceptions import StarletteDeprecationWarning
+
+from selfheal.api.app import create_app
+from selfheal.decision.guardrails import load_guardrails
 from selfheal.domain.model import Fingerprint, Outcome, Target, WorkflowId
+from selfheal.runtime import breaker_reset
 from selfheal.runtime.state_lock import StateLock
 from selfheal.store import RunStatus, open_store
 
-from support import example_config, selfheal
+from support import ApiCallers, example_config, selfheal
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
 
 ORDER_SERVICE = Target("Deployment", "production", "order-service")
 
@@ -63,8 +75,6 @@ def reset(*extra: str) -> subprocess.CompletedProcess[str]:
         "reset",
         "--runbook",
         "scale-up",
-        "--as",
-        "alice",
         "--reason",
         "capacity added",
         *extra,
@@ -80,12 +90,15 @@ def test_reset_records_who_closed_an_open_breaker(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path / 'state' / 'state.db'}") as store:
         [record] = store.audit.records(kind="guardrail.reset")
         last_failure = max(r.at for r in store.audit.records(kind="workflow.finished"))
+    user = getpass.getuser()
     assert record.payload == {
         "runbook": "scale-up",
         "target": "production/order-service",
-        "by": "alice",
+        "by": user,
         "reason": "capacity added",
+        "source": f"cli on {socket.gethostname()} as operating-system user {user}",
     }
+    assert "recorded as the operating-system user" in result.stderr
     assert record.at >= last_failure
     # The breaker is closed now: resetting it again finds nothing open.
     again = reset("--target", "production/order-service", "--config", str(config))
@@ -131,10 +144,64 @@ def test_reset_refuses_a_target_without_its_namespace(tmp_path: Path) -> None:
         "r",
         "--target",
         "order-service",
-        "--as",
-        "alice",
         "--state-dir",
         str(tmp_path),
     )
     assert result.returncode == 2
     assert "NAMESPACE/NAME" in result.stderr
+
+
+def test_an_admin_resets_an_open_breaker_through_the_api_and_nobody_else_can(
+    tmp_path: Path,
+) -> None:
+    """POST /api/v1/guardrails/reset: admin only, recorded as the credential's identity."""
+    failed_remediations(tmp_path, count=2, target=ORDER_SERVICE, at=time.time() - 60)
+    rails = load_guardrails(EXAMPLE / "guardrails.yaml")
+    callers = ApiCallers()
+
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+
+        class Desk:
+            def receive(self, batch: object) -> None:
+                del batch
+
+            def reset_breaker(self, **asked: str) -> dict[str, object]:
+                namespace, name = asked.pop("namespace"), asked.pop("name")
+                outcome = breaker_reset.reset_breaker(
+                    store,
+                    rails,
+                    target=Target("Deployment", namespace, name),
+                    at=time.time(),
+                    **asked,
+                )
+                return {
+                    "reset": outcome.reset,
+                    "failures": outcome.failures,
+                    "opens_at": outcome.opens_at,
+                }
+
+        desk = Desk()
+        app = create_app(alerts=desk, guardrails=desk, authenticator=callers.authenticator)
+        body = {
+            "runbook": "scale-up",
+            "target": "production/order-service",
+            "reason": "node pool grown",
+        }
+        with TestClient(app) as client:
+            path = "/api/v1/guardrails/reset"
+            by_approver = client.post(path, json=body, headers=callers.headers("alice"))
+            assert by_approver.status_code == 403
+            assert "'admin'" in by_approver.json()["error"]
+            bad = client.post(
+                path, json={**body, "target": "order-service"}, headers=callers.headers("root")
+            )
+            assert (bad.status_code, bad.json()["path"]) == (400, "$.target")
+            done = client.post(path, json=body, headers=callers.headers("root"))
+            assert done.status_code == 200, done.text
+            assert done.json()["by"] == "root"
+            again = client.post(path, json=body, headers=callers.headers("root"))
+            assert again.status_code == 409
+            assert "no circuit breaker is open" in again.json()["error"]
+        [record] = store.audit.records(kind="guardrail.reset")
+    assert record.payload["by"] == "root"
+    assert record.payload["source"].startswith("api token from ")

@@ -4,12 +4,17 @@
     POST /api/v1/otlp/v1/metrics    OTLP/HTTP metrics, protobuf or JSON   -> SampleSink
     POST /api/v1/write              Prometheus remote-write 1.0           -> SampleSink
     POST /api/v1/incidents/{id}/approve|deny  a person's verdict          -> ApprovalDesk
+    POST /api/v1/guardrails/reset   close an open circuit breaker          -> GuardrailDesk
     GET  /api/v1/incidents[?state=&open=&limit=]  the newest incidents    -> IncidentBook
     GET  /api/v1/incidents/{id}     one incident's whole story             -> IncidentBook
     GET  /api/v1/incidents/{id}/audit  its audit records                   -> IncidentBook
     GET  /api/v1/audit[?after=&limit=&kind=]  the audit chain in pages     -> IncidentBook
     GET  /healthz                   liveness
     GET  /readyz                    readiness: 503 while input cannot be stored -> Health
+
+Every route but the two health checks needs a credential and a role (api.guard, docs/
+security.md): sender for the receivers, viewer for reads, approver for verdicts, admin
+for a breaker reset.
 
 Every receiving route does the same four things in order, so a request is either taken
 whole or refused with nothing ingested (safety invariant 5):
@@ -93,6 +98,7 @@ def create_app(
     approvals: ports.ApprovalDesk | None = None,
     incidents: ports.IncidentBook | None = None,
     health: ports.Health | None = None,
+    guardrails: ports.GuardrailDesk | None = None,
     authenticator: Authenticator,
     rate_limit: RateLimit = DEFAULT_RATE_LIMIT,
     requests: ports.RequestLog | None = None,
@@ -164,6 +170,8 @@ def create_app(
 
     if approvals is not None:
         _approval_routes(app, approvals, max_body_bytes=max_body_bytes)
+    if guardrails is not None:
+        _guardrail_routes(app, guardrails, max_body_bytes=max_body_bytes)
     if incidents is not None:
         _incident_routes(app, incidents)
     if samples is None:
@@ -247,6 +255,53 @@ def _approval_routes(
     @app.post("/api/v1/incidents/{incident_id}/deny", openapi_extra=openapi.VERDICT)
     async def deny(request: Request, incident_id: str) -> Response:
         return await verdict(request, incident_id, approve=False)
+
+
+def _guardrail_routes(
+    app: fastapi.FastAPI, desk: ports.GuardrailDesk, *, max_body_bytes: int
+) -> None:
+    """POST /api/v1/guardrails/reset with {"runbook", "target": "NS/NAME", "reason"} (admin)."""
+
+    @app.post("/api/v1/guardrails/reset")
+    async def reset_breaker(request: Request) -> Response:
+        _require_media_type(request, {_JSON})
+        body = await _read_body(request, limit=max_body_bytes)
+        document = await _parse(load_json, body, source="breaker reset")
+        if not isinstance(document, dict):
+            raise _Refused(400, "expected an object", path="$")
+        runbook, target = document.get("runbook"), document.get("target")
+        reason = document.get("reason", "")
+        if not isinstance(runbook, str) or not runbook:
+            raise _Refused(400, "name the runbook whose breaker opened", path="$.runbook")
+        namespace, _, name = target.partition("/") if isinstance(target, str) else ("", "", "")
+        if not namespace or not name:
+            raise _Refused(400, "give the target as NAMESPACE/NAME", path="$.target")
+        if not isinstance(reason, str):
+            raise _Refused(400, "the reason must be a string", path="$.reason")
+        caller = _caller(request)
+        try:
+            outcome = await run_in_threadpool(
+                functools.partial(
+                    desk.reset_breaker,
+                    runbook=runbook,
+                    namespace=namespace,
+                    name=name,
+                    by=caller.identity,
+                    reason=reason,
+                    source=f"api {caller.method} from {_client(request)}",
+                )
+            )
+        except ConfigError as exc:
+            raise _Refused(409, str(exc)) from exc
+        if not outcome["reset"]:
+            raise _Refused(
+                409,
+                f"no circuit breaker is open for {runbook} on {target}: {outcome['failures']} "
+                f"failure(s), it opens at {outcome['opens_at']}; nothing recorded",
+            )
+        return JSONResponse(
+            {"status": "reset", "runbook": runbook, "target": target, "by": caller.identity}
+        )
 
 
 def _incident_routes(app: fastapi.FastAPI, book: ports.IncidentBook) -> None:

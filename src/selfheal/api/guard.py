@@ -56,6 +56,7 @@ ROUTE_ROLES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"^/api/v1/otlp/v1/metrics$", "sender"),
         ("POST", r"^/api/v1/write$", "sender"),
         ("POST", r"^/api/v1/incidents/[^/]+/(approve|deny)$", "approver"),
+        ("POST", r"^/api/v1/guardrails/reset$", "admin"),
         ("GET", r"^/api/v1/incidents(/[^/]+(/audit)?)?$", "viewer"),
         ("GET", r"^/api/v1/audit$", "viewer"),
     )

@@ -41,6 +41,18 @@ class ApprovalDesk(Protocol):
     ) -> None: ...
 
 
+class GuardrailDesk(Protocol):
+    """Resets an open circuit breaker on the record (runtime.breaker_reset).
+
+    Returns whether it was open (and so reset), with the failures it counted; raises
+    ConfigError when no breaker is configured. The API answers 409 when nothing was open.
+    """
+
+    def reset_breaker(
+        self, *, runbook: str, namespace: str, name: str, by: str, reason: str, source: str
+    ) -> dict[str, Any]: ...
+
+
 class RequestLog(Protocol):
     """Records each write request the API answered (in the audit chain).
 

@@ -163,6 +163,7 @@ def _start_api(settings: Settings, controller: Controller, authenticator: Any) -
             approvals=controller,
             incidents=controller.incident_book,
             health=controller.health,
+            guardrails=controller,
             authenticator=authenticator,
             rate_limit=RateLimit(per_second=limit.per_second, burst=limit.burst),
             requests=controller,

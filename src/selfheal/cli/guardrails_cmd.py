@@ -1,14 +1,17 @@
 """`selfheal guardrails ...`: check a guardrails file, and reset an open circuit breaker.
 
 `check FILE` validates a guardrails file as the controller would and prints what it limits
-(exit 2 with file:line on an error). `reset` closes an open circuit breaker: it appends a
-`guardrail.reset` record, naming who reset it and why, to the audit chain of a state
-directory; the controller then counts only failures after it. A breaker that is not open
-is left alone, and the command says so and exits 1.
+(exit 2 with file:line on an error). `reset` closes an open circuit breaker
+(runtime.breaker_reset): it appends a `guardrail.reset` record, naming the operating-system
+user who reset it and why, to the audit chain of a state directory; the controller then
+counts only failures after it. A breaker that is not open is left alone, and the command
+says so and exits 1.
 """
 
 from __future__ import annotations
 
+import getpass
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +23,7 @@ from selfheal.decision.guardrails import describe, load_guardrails
 from selfheal.domain.errors import ConfigError, SourceLocation, TemporaryError
 from selfheal.domain.model import Target
 from selfheal.formats.durations import format_duration
-from selfheal.runtime import guardrail_facts, state_clock
+from selfheal.runtime import breaker_reset, state_clock
 from selfheal.store import Store
 
 guardrails_app = typer.Typer(
@@ -60,22 +63,21 @@ def reset_breaker(
     target: Annotated[
         str, typer.Option("--target", help="The target as NAMESPACE/NAME.", metavar="NS/NAME")
     ],
-    who: Annotated[str, typer.Option("--as", help="Who resets it (goes to the audit chain).")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is safe again.")] = "",
     config: state_options.ConfigOption = None,
     state_dir: state_options.StateDirOption = None,
 ) -> None:
     """Close an open circuit breaker: later failures count afresh. Recorded with who and why.
 
-    Exit 1, recording nothing, when no breaker is open on that runbook and target.
+    Written into the local state as the operating-system user running the command (through
+    the API, `POST /api/v1/guardrails/reset` takes an admin's credential). Exit 1, recording
+    nothing, when no breaker is open on that runbook and target.
     """
     namespace, _, name = target.partition("/")
     if not namespace or not name:
         raise _fail(
             ConfigError("give the target as NAMESPACE/NAME", location=SourceLocation("--target"))
         )
-    if not who.strip():
-        raise _fail(ConfigError("say who resets it", location=SourceLocation("--as")))
     try:
         chosen = state_options.choose(config=config, state_dir=state_dir)
         settings = state_options.settings_of(chosen)
@@ -87,41 +89,42 @@ def reset_breaker(
         rails = load_guardrails(settings.path(settings.guardrails))
     except ConfigError as error:
         raise _fail(error) from None
-    breaker = rails.circuit_breaker
-    if breaker is None:
+    if rails.circuit_breaker is None:
         raise _fail(ConfigError(f"{settings.guardrails} sets no circuit_breaker: nothing to reset"))
-    subject = Target("Deployment", namespace, name)
-    found: dict[str, int] = {}
+    user = getpass.getuser()
+    found: list[breaker_reset.BreakerReset] = []
 
     def reset(store: Store) -> None:
-        last = store.audit.last()
-        # Stamped on the state's clock, and never before the chain's last record: the
-        # reset forgives failures recorded before it.
-        at = max(state_clock.state_now(chosen.directory), last.at if last else 0.0)
-        failures = guardrail_facts.breaker_failures(
-            rails, store, runbook=runbook, target=subject, at=at
-        )
-        found["failures"] = failures or 0
-        if (failures or 0) < breaker.failures:
-            return
-        store.audit.append(
-            "guardrail.reset",
-            f"{runbook}@{target}",
-            {"runbook": runbook, "target": target, "by": who, "reason": reason},
-            at=at,
+        found.append(
+            breaker_reset.reset_breaker(
+                store,
+                rails,
+                runbook=runbook,
+                target=Target("Deployment", namespace, name),
+                by=user,
+                reason=reason,
+                source=f"cli on {socket.gethostname()} as operating-system user {user}",
+                at=state_clock.state_now(chosen.directory),
+            )
         )
 
     try:
         store_access.with_running_store(chosen.store_url, reset)
-    except TemporaryError as error:
+    except (ConfigError, TemporaryError) as error:
         raise _fail(ConfigError(str(error))) from None
-    if found["failures"] < breaker.failures:
+    [outcome] = found
+    if not outcome.reset:
         _errors.print(
             f"no circuit breaker is open for {runbook} on {target}: "
-            f"{found['failures']} failure(s) within {format_duration(breaker.window)}, it opens "
-            f"at {breaker.failures}; nothing recorded",
+            f"{outcome.failures} failure(s) within {format_duration(outcome.window)}, it opens "
+            f"at {outcome.opens_at}; nothing recorded",
             markup=False,
             highlight=False,
         )
         raise typer.Exit(code=1)
-    _console.print(f"circuit breaker of {runbook} on {target} reset by {who}", highlight=False)
+    _console.print(f"circuit breaker of {runbook} on {target} reset by {user}", highlight=False)
+    _errors.print(
+        f"recorded as the operating-system user {user!r}, written to the local state directly",
+        markup=False,
+        highlight=False,
+    )

@@ -35,10 +35,11 @@ from selfheal.domain.model import (
     Fingerprint,
     Incident,
     IncidentState,
+    Target,
     fingerprint,
 )
 from selfheal.domain.time import Clock, SteppedClock
-from selfheal.runtime import audit_sinks, bus_worker
+from selfheal.runtime import audit_sinks, breaker_reset, bus_worker
 from selfheal.runtime.alert_intake import AlertIntake
 from selfheal.runtime.anomalies import AnomalyWatcher
 from selfheal.runtime.audit_checkpointer import AuditCheckpointer
@@ -596,6 +597,30 @@ class Controller:
             at=self.clock.now(),
             source=source,
         )
+
+    def reset_breaker(
+        self, *, runbook: str, namespace: str, name: str, by: str, reason: str, source: str
+    ) -> dict[str, Any]:
+        """The API's GuardrailDesk: close an open circuit breaker, on the record."""
+        if self.guardrails is None:
+            raise ConfigError("the config has no guardrails: no breaker to reset")
+        rails, _ = self.guardrails.current()
+        outcome = breaker_reset.reset_breaker(
+            self.store,
+            rails,
+            runbook=runbook,
+            target=Target("Deployment", namespace, name),
+            by=by,
+            reason=reason,
+            source=source,
+            at=self.clock.now(),
+        )
+        return {
+            "reset": outcome.reset,
+            "failures": outcome.failures,
+            "opens_at": outcome.opens_at,
+            "window_s": outcome.window,
+        }
 
     def record_request(
         self,
