@@ -10,8 +10,8 @@ real app through ASGI, twice over:
 - by a caller with no credential: every route but `/healthz` and `/readyz` answers 401, so
   no write is accepted, nothing reaches a port, and each refused write is on the record.
 
-Behind the app are a real store (incidents, approvals, the audit chain that records the
-requests), the real readiness, and recording sinks for alerts and samples. Examples are
+Behind the app are a real store (incidents, approvals, breaker resets, the audit chain that
+records the requests), the real readiness, and recording sinks for alerts and samples. Examples are
 bounded per route and mode (`EXAMPLES`) and derandomized, so every run sends the same
 requests; the slow variant sends twenty times as many. Both print a table of what was sent
 and answered (`pytest -s`), the figures SECURITY.md quotes.
@@ -36,7 +36,10 @@ from hypothesis.errors import Unsatisfiable
 from selfheal.api import create_app
 from selfheal.api.auth import ROLES, Authenticator, TokenEntry, TokenTable, new_token
 from selfheal.api.guard import OPEN_PATHS, WRITE_METHODS, RateLimit
+from selfheal.decision.guardrails import load_guardrails
+from selfheal.domain.model import Target
 from selfheal.domain.time import ManualClock
+from selfheal.runtime import breaker_reset
 from selfheal.runtime.health import Health
 from selfheal.runtime.incident_views import StoreIncidentBook
 from selfheal.runtime.request_journal import RequestJournal
@@ -53,6 +56,10 @@ def opaque_bytes(context: Any, value: Any) -> bytes:
 
 
 EXAMPLES = 25
+# The flash-sale example's guardrails: a breaker opens after 2 failures in an hour.
+RAILS = load_guardrails(
+    Path(__file__).resolve().parents[2] / "examples" / "flash-sale" / "guardrails.yaml"
+)
 # Judges one answer: None if it is right, else what is wrong with it.
 Check = Callable[[Any, Any], "str | None"]
 TOKEN = new_token()
@@ -65,6 +72,7 @@ CLASSES = {
     "/api/v1/write": "receivers",
     "/api/v1/incidents/{incident_id}/approve": "verdicts",
     "/api/v1/incidents/{incident_id}/deny": "verdicts",
+    "/api/v1/guardrails/reset": "administration",
     "/healthz": "health",
     "/readyz": "health",
 }
@@ -96,6 +104,25 @@ class Ports:
             at=1000.0,
             source=source,
         )
+
+    def reset_breaker(
+        self, *, runbook: str, namespace: str, name: str, by: str, reason: str, source: str
+    ) -> dict[str, Any]:
+        outcome = breaker_reset.reset_breaker(
+            self.store,
+            RAILS,
+            runbook=runbook,
+            target=Target("Deployment", namespace, name),
+            by=by,
+            reason=reason,
+            source=source,
+            at=2000.0,
+        )
+        return {
+            "reset": outcome.reset,
+            "failures": outcome.failures,
+            "opens_at": outcome.opens_at,
+        }
 
     def record_request(self, **request: Any) -> None:
         self.journal.record(**request)
@@ -162,6 +189,7 @@ def schema(ports: Ports) -> Any:
         approvals=ports,
         incidents=StoreIncidentBook(ports.store),
         health=health,
+        guardrails=ports,
         authenticator=Authenticator(tokens=TokenTable([entry])),
         requests=ports,
         # Thousands of requests from one caller in seconds: the limiter is tested elsewhere,

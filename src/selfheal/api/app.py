@@ -262,7 +262,7 @@ def _guardrail_routes(
 ) -> None:
     """POST /api/v1/guardrails/reset with {"runbook", "target": "NS/NAME", "reason"} (admin)."""
 
-    @app.post("/api/v1/guardrails/reset")
+    @app.post("/api/v1/guardrails/reset", openapi_extra=openapi.BREAKER_RESET)
     async def reset_breaker(request: Request) -> Response:
         _require_media_type(request, {_JSON})
         body = await _read_body(request, limit=max_body_bytes)

@@ -64,6 +64,26 @@ VERDICT: dict[str, Any] = {
     }
 }
 
+# An admin's reset of an open circuit breaker: which runbook, on which Deployment, and why.
+BREAKER_RESET: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["runbook", "target"],
+                    "properties": {
+                        "runbook": {"type": "string", "minLength": 1},
+                        "target": {"type": "string", "pattern": "^[^/]+/.+$"},
+                        "reason": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
 # OTLP/HTTP metrics: an ExportMetricsServiceRequest, protobuf or its JSON mapping.
 OTLP_METRICS: dict[str, Any] = {
     "parameters": [
