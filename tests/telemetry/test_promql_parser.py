@@ -305,6 +305,8 @@ def test_every_expression_has_a_value_type(text: str, kind: str) -> None:
         ("x @ 1 @ 2", "@ <timestamp> may not be set multiple times", 7),
         ("x @ Inf", "timestamp out of bounds for @ modifier", 5),
         ("x[5h1h]", 'bad duration "5h1h"', 3),
+        ("x[300y]", "duration out of range", 3),  # past int64 nanoseconds, as Prometheus
+        ("x offset 1" + "0" * 400 + "y", "duration out of range", 10),
         ("5m", 'unexpected duration "5m"', 1),
         ("1a", 'bad number or duration syntax: "1a"', 1),
         ('"abc', "unterminated quoted string", 1),

@@ -111,6 +111,9 @@ _UNIT_MILLIS = {
     "w": 604_800_000,
     "y": 31_536_000_000,
 }
+# Prometheus holds a duration in Go's time.Duration, int64 nanoseconds, and refuses longer.
+_NANOS_PER_MILLI = 1_000_000
+_MAX_INT64 = 2**63 - 1
 _DURATION_PART = re.compile(r"([0-9]+)(ms|[smhdwy])")
 _DURATION_ORDER = ("y", "w", "d", "h", "m", "s", "ms")
 
@@ -135,6 +138,8 @@ def duration_seconds(token: Token, expression: str) -> float:
             )
         last = order
         millis += int(count) * _UNIT_MILLIS[unit]
+    if millis * _NANOS_PER_MILLI > _MAX_INT64:  # Go's time.Duration: about 292 years
+        raise PromQLError("duration out of range", expression=expression, position=token.position)
     return millis / 1000
 
 
