@@ -287,6 +287,11 @@ def test_a_token_file_names_identities_roles_and_digests(tmp_path: Path) -> None
             "unknown key 'token'",
         ),
         (
+            "tokens:\n  - identity: a\n    null: 1\n    2: x\n",
+            "tokens.yaml:2",
+            "unknown key 2",  # keys of other types than text are named too
+        ),
+        (
             "tokens:\n"
             "  - {identity: a, roles: [viewer], sha256: " + "a" * 64 + "}\n"
             "  - {identity: b, roles: [viewer], sha256: " + "a" * 64 + "}\n",

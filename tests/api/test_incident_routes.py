@@ -70,6 +70,7 @@ def test_the_incident_list_is_filtered_by_state_and_bounded(
         ({"state": "burning"}, "$.query.state"),
         ({"limit": "0"}, "$.query.limit"),
         ({"limit": "many"}, "$.query.limit"),
+        ({"limit": "\u00b2"}, "$.query.limit"),  # a digit to str.isdigit, not to int()
         ({"open": "maybe"}, "$.query.open"),
     ],
 )

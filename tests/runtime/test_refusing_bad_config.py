@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from selfheal.domain.errors import ConfigError
+from selfheal.runtime.settings import load_settings
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flash-sale"
 
 
@@ -52,6 +55,15 @@ def test_unknown_config_key_is_refused_with_its_path(example: Path) -> None:
     result = run(example)
     assert_refused(result, example, f"{example / 'selfheal.yaml'}:")
     assert "budget.dialy" in result.stderr
+
+
+def test_a_path_the_file_system_cannot_look_up_is_refused_at_its_key(example: Path) -> None:
+    """A file name longer than the file system allows is a config error, not an OSError."""
+    edit(example / "selfheal.yaml", "guardrails: guardrails.yaml", f"guardrails: {'g' * 300}.yaml")
+    with pytest.raises(ConfigError, match="cannot be looked up") as refused:
+        load_settings(example / "selfheal.yaml")
+    assert str(refused.value).startswith(f"{example / 'selfheal.yaml'}:")
+    assert "(guardrails)" in str(refused.value)
 
 
 def test_invalid_promql_in_a_rule_names_file_line_and_column(example: Path) -> None:

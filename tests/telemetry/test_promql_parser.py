@@ -305,12 +305,16 @@ def test_every_expression_has_a_value_type(text: str, kind: str) -> None:
         ("x @ 1 @ 2", "@ <timestamp> may not be set multiple times", 7),
         ("x @ Inf", "timestamp out of bounds for @ modifier", 5),
         ("x[5h1h]", 'bad duration "5h1h"', 3),
+        ("x[300y]", "duration out of range", 3),  # past int64 nanoseconds, as Prometheus
+        ("x offset 1" + "0" * 400 + "y", "duration out of range", 10),
         ("5m", 'unexpected duration "5m"', 1),
         ("1a", 'bad number or duration syntax: "1a"', 1),
         ('"abc', "unterminated quoted string", 1),
         ('"\\q"', "unknown escape sequence \\q", 2),
         ("foo ! bar", 'unexpected character after "!"', 5),
-        ('x{a=~"("}', "error parsing regexp", 6),
+        ("x + \u00b2", "unexpected character '\u00b2'", 5),  # a digit, but not an ASCII one
+        ('x{a=~"("}', "invalid regular expression `(`: missing )", 6),
+        ('x{a=~"(a)\\\\1"}', "invalid regular expression `(a)\\1`: invalid escape sequence", 6),
         ("nope(x)", 'unknown function with name "nope"', 1),
     ],
 )

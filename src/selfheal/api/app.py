@@ -49,7 +49,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from selfheal.api import ports
+from selfheal.api import openapi, ports
 from selfheal.api.auth import Authenticator, Caller
 from selfheal.api.guard import Guard, RateLimit, RateLimiter
 from selfheal.domain.errors import ConfigError, TemporaryError
@@ -155,7 +155,7 @@ def create_app(
             status_code=200 if found.ready else 503,
         )
 
-    @app.post(ALERTS_PATH)
+    @app.post(ALERTS_PATH, openapi_extra=openapi.ALERTS)
     async def receive_alerts(request: Request) -> Response:
         _require_media_type(request, {_JSON})
         _require_encoding(request, {"identity"})
@@ -178,7 +178,7 @@ def create_app(
         return app
     sink = samples
 
-    @app.post(OTLP_METRICS_PATH)
+    @app.post(OTLP_METRICS_PATH, openapi_extra=openapi.OTLP_METRICS)
     async def receive_otlp_metrics(request: Request) -> Response:
         media_type = _require_media_type(request, otlp.MEDIA_TYPES)
         encoding = _require_encoding(request, {"identity", *_ZLIB_WBITS})
@@ -190,7 +190,7 @@ def create_app(
         await _write(sink, parsed)
         return Response(otlp.empty_response(media_type), media_type=media_type)
 
-    @app.post(REMOTE_WRITE_PATH)
+    @app.post(REMOTE_WRITE_PATH, openapi_extra=openapi.REMOTE_WRITE)
     async def receive_remote_write(request: Request) -> Response:
         _require_remote_write_headers(request)
         body = await _read_body(request, limit=max_body_bytes)
@@ -248,11 +248,11 @@ def _approval_routes(
         word = "approved" if approve else "denied"
         return JSONResponse({"status": word, "incident": incident_id, "by": who})
 
-    @app.post("/api/v1/incidents/{incident_id}/approve")
+    @app.post("/api/v1/incidents/{incident_id}/approve", openapi_extra=openapi.VERDICT)
     async def approve(request: Request, incident_id: str) -> Response:
         return await verdict(request, incident_id, approve=True)
 
-    @app.post("/api/v1/incidents/{incident_id}/deny")
+    @app.post("/api/v1/incidents/{incident_id}/deny", openapi_extra=openapi.VERDICT)
     async def deny(request: Request, incident_id: str) -> Response:
         return await verdict(request, incident_id, approve=False)
 
@@ -262,7 +262,7 @@ def _guardrail_routes(
 ) -> None:
     """POST /api/v1/guardrails/reset with {"runbook", "target": "NS/NAME", "reason"} (admin)."""
 
-    @app.post("/api/v1/guardrails/reset")
+    @app.post("/api/v1/guardrails/reset", openapi_extra=openapi.BREAKER_RESET)
     async def reset_breaker(request: Request) -> Response:
         _require_media_type(request, {_JSON})
         body = await _read_body(request, limit=max_body_bytes)
@@ -306,23 +306,23 @@ def _guardrail_routes(
 
 def _incident_routes(app: fastapi.FastAPI, book: ports.IncidentBook) -> None:
     """GET the incidents, one incident, its audit records, and the audit chain in pages."""
+    states = sorted(state.value for state in IncidentState)
 
-    @app.get("/api/v1/incidents")
+    @app.get("/api/v1/incidents", openapi_extra=openapi.incident_list(states))
     async def list_incidents(request: Request) -> Response:
         query = request.query_params
-        states = query.getlist("state")
-        known = {state.value for state in IncidentState}
-        for state in states:
-            if state not in known:
+        wanted = query.getlist("state")
+        for state in wanted:
+            if state not in states:
                 raise _Refused(
                     400,
-                    f"state {state!r} is not one of {', '.join(sorted(known))}",
+                    f"state {state!r} is not one of {', '.join(states)}",
                     path="$.query.state",
                 )
         limit = _bounded_int(query.get("limit"), default=50, low=1, high=1000, name="limit")
         open_only = _flag(query.get("open"), name="open")
         found = await run_in_threadpool(
-            book.list_incidents, states=states or None, open_only=open_only, limit=limit
+            book.list_incidents, states=wanted or None, open_only=open_only, limit=limit
         )
         return JSONResponse({"incidents": found})
 
@@ -340,7 +340,7 @@ def _incident_routes(app: fastapi.FastAPI, book: ports.IncidentBook) -> None:
             raise _Refused(404, f"no incident {incident_id!r}")
         return JSONResponse({"records": found})
 
-    @app.get("/api/v1/audit")
+    @app.get("/api/v1/audit", openapi_extra=openapi.AUDIT_PAGE)
     async def audit_records(request: Request) -> Response:
         query = request.query_params
         after = _bounded_int(query.get("after"), default=0, low=0, high=2**62, name="after")
@@ -365,11 +365,16 @@ def _client(request: Request) -> str:
 def _bounded_int(text: str | None, *, default: int, low: int, high: int, name: str) -> int:
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not _is_decimal(text) or not low <= int(text) <= high:
         raise _Refused(
             400, f"{name} must be an integer from {low} to {high}", path=f"$.query.{name}"
         )
     return int(text)
+
+
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also holds for "²", which `int` cannot read."""
+    return text.isascii() and text.isdigit()
 
 
 def _flag(text: str | None, *, name: str) -> bool:
@@ -439,7 +444,7 @@ def _require_remote_write_headers(request: Request) -> None:
 async def _read_body(request: Request, *, limit: int) -> bytes:
     """The body, refused with 413 as soon as it passes `limit` bytes (nothing more is read)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if _is_decimal(declared) and int(declared) > limit:
         raise _Refused(413, f"the body is {declared} bytes, over the limit of {limit}")
     chunks: list[bytes] = []
     size = 0

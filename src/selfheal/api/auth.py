@@ -144,7 +144,8 @@ def parse_token_file(text: str, *, source: str) -> TokenTable:
             raise ConfigError("each token is an object", location=where)
         unknown = set(item) - {"identity", "roles", "sha256"}
         if unknown:
-            raise ConfigError(f"unknown key {min(unknown)!r}", location=where)
+            # Keys may be of any YAML type (`null:`, `1:`), which do not compare with text.
+            raise ConfigError(f"unknown key {min(unknown, key=str)!r}", location=where)
         identity = item.get("identity")
         if not isinstance(identity, str) or not canonical_identity(identity):
             raise ConfigError(

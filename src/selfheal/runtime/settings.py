@@ -497,10 +497,13 @@ def _check_audit(
 
 def _require(path: Path, *, what: str, at: SourceLocation, is_dir: bool = False) -> None:
     """Refuse, at the config's key, a path that is missing or of the wrong kind."""
-    if is_dir and not path.is_dir():
-        problem = "is not a directory" if path.exists() else "does not exist"
-    elif not is_dir and not path.is_file():
-        problem = "is a directory, not a file" if path.is_dir() else "does not exist"
-    else:
-        return
+    try:
+        if is_dir and not path.is_dir():
+            problem = "is not a directory" if path.exists() else "does not exist"
+        elif not is_dir and not path.is_file():
+            problem = "is a directory, not a file" if path.is_dir() else "does not exist"
+        else:
+            return
+    except OSError as exc:  # a name too long for the file system, a directory not searchable
+        problem = f"cannot be looked up: {exc.strerror or exc}"
     raise ConfigError(f"{what} {problem}", location=at)

@@ -2,11 +2,13 @@
 
 `tsdb` keeps scraped samples in memory (retention, staleness, an inverted index);
 `promql` parses and evaluates PromQL against it, or against any other `promql.Queryable`.
+Label matchers and `label_replace` run their users' patterns with RE2 (`label_regex`).
 Scraping (`scrape`) and rule evaluation (`rules`, with `templates` for alert text) build
 on these two.
 """
 
 from selfheal.telemetry import (
+    label_regex,
     prometheus_source,
     promql,
     receivers,
@@ -27,6 +29,7 @@ __all__ = [
     "MatchOp",
     "Matcher",
     "is_stale",
+    "label_regex",
     "prometheus_source",
     "promql",
     "receivers",

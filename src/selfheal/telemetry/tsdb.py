@@ -27,10 +27,11 @@ import enum
 import math
 import re
 import struct
-import warnings
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from selfheal.telemetry import label_regex
 
 STALE_NAN: float = struct.unpack(">d", bytes.fromhex("7ff0000000000002"))[0]
 _STALE_BITS = bytes.fromhex("7ff0000000000002")
@@ -196,20 +197,20 @@ class MatchOp(enum.StrEnum):
 class Matcher:
     """One label matcher. A label the series lacks is matched as the empty string.
 
-    Regular expressions are RE2 syntax, fully anchored, as in Prometheus. Building a matcher
-    with an invalid expression raises ValueError.
+    Regular expressions are RE2 (`label_regex`), fully anchored, as in Prometheus. Building
+    a matcher with an expression RE2 refuses raises `label_regex.RegexError`, a ValueError.
     """
 
     name: str
     op: MatchOp
     value: str
-    _regex: re.Pattern[str] | None = field(
+    _regex: label_regex.Regex | None = field(
         init=False, default=None, compare=False, repr=False, hash=False
     )
 
     def __post_init__(self) -> None:
         if self.op in {MatchOp.REGEX, MatchOp.NOT_REGEX}:
-            object.__setattr__(self, "_regex", compile_regex(self.value))
+            object.__setattr__(self, "_regex", label_regex.Regex(self.value))
 
     def matches(self, value: str) -> bool:
         """Whether a label value (or "" for a missing label) satisfies this matcher."""
@@ -218,62 +219,11 @@ class Matcher:
         if self.op is MatchOp.NOT_EQUAL:
             return value != self.value
         assert self._regex is not None
-        found = self._regex.fullmatch(value) is not None
+        found = self._regex.fullmatch(value)
         return found if self.op is MatchOp.REGEX else not found
 
     def __str__(self) -> str:
         return f"{self.name}{self.op.value}{quote(self.value)}"
-
-
-_POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z",
-    "alpha": "A-Za-z",
-    "ascii": "\\x00-\\x7f",
-    "blank": "\\t ",
-    "cntrl": "\\x00-\\x1f\\x7f",
-    "digit": "0-9",
-    "graph": "!-~",
-    "lower": "a-z",
-    "print": " -~",
-    "punct": "!-/:-@\\[-`{-~",
-    "space": "\\t\\n\\v\\f\\r ",
-    "upper": "A-Z",
-    "word": "0-9A-Za-z_",
-    "xdigit": "0-9A-Fa-f",
-}
-_POSIX_CLASS = re.compile(r"\[:(\w+):\]")
-_UNSUPPORTED_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
-
-
-_LEADING_FLAGS = re.compile(r"^\(\?([ims]+)\)")
-
-
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    r"""Compile an RE2 pattern (Prometheus' dialect) for `fullmatch`; ValueError if invalid.
-
-    Python's `re` is close to RE2 but not equal: RE2 has POSIX classes (`[[:digit:]]`) and
-    `\\z`, and refuses look-around and back-references, which Python accepts. Those
-    differences are bridged here so a matcher means the same as in Prometheus. Classes like
-    `\\d` and `\\w` are ASCII-only in RE2, hence `re.ASCII`.
-    """
-    if _UNSUPPORTED_RE2.search(pattern.replace("\\\\", "")):
-        raise ValueError(f"error parsing regexp: invalid or unsupported Perl syntax in {pattern!r}")
-    translated = _POSIX_CLASS.sub(
-        lambda found: _POSIX_CLASSES.get(found.group(1), found.group(0)), pattern
-    ).replace("\\z", "\\Z")
-    try:
-        with warnings.catch_warnings():
-            # Python warns about '[[' (a possible future set syntax); RE2 has no such plan.
-            warnings.simplefilter("ignore", FutureWarning)
-            # RE2's leading flag group `(?i)` applies to the whole pattern; Python refuses it
-            # inside the group we wrap around it, so it becomes a scoped `(?i:...)`.
-            flags = _LEADING_FLAGS.match(translated)
-            if flags:
-                body = translated[flags.end() :]
-                return re.compile(f"(?{flags.group(1)}:{body})", re.ASCII)
-            return re.compile(f"(?:{translated})", re.ASCII)
-    except re.error as exc:
-        raise ValueError(f"error parsing regexp: {exc} in {pattern!r}") from exc
 
 
 class _Series:

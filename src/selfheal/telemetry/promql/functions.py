@@ -18,10 +18,10 @@ Timestamps here are integer milliseconds, as in Prometheus; values are floats.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
+from selfheal.telemetry import label_regex
 from selfheal.telemetry.promql.ast import PromQLError
 from selfheal.telemetry.promql.operators import (
     go_ceil,
@@ -35,7 +35,7 @@ from selfheal.telemetry.promql.operators import (
     go_min,
     go_sqrt,
 )
-from selfheal.telemetry.tsdb import METRIC_NAME, Labels, compile_regex, is_valid_label_name
+from selfheal.telemetry.tsdb import METRIC_NAME, Labels, is_valid_label_name
 
 # Prometheus extrapolates a rate to a range boundary only if the first or last sample is
 # within 110% of the average sample spacing from it.
@@ -346,7 +346,7 @@ def format_go_float(value: float) -> str:
     return format(Decimal(repr(value)).normalize(), "f")
 
 
-def expand_template(template: str, match: re.Match[str]) -> str:
+def expand_template(template: str, match: label_regex.Captures) -> str:
     """Go's Regexp.ExpandString: `$1`, `${1}`, `$name`, `${name}`, `$$` for a dollar.
 
     As in Go, the name after `$` runs as long as letters, digits and underscores go, so
@@ -368,9 +368,9 @@ def expand_template(template: str, match: re.Match[str]) -> str:
         rest = after
         group = _group_number(name)
         if group is None:
-            group = match.re.groupindex.get(name)
-        if group is not None and group <= match.re.groups:
-            out.append(match.group(group) or "")
+            group = match.names.get(name)
+        if group is not None:
+            out.append(match.text(group))
     out.append(rest)
     return "".join(out)
 
@@ -379,7 +379,11 @@ def _template_name(text: str) -> tuple[str | None, str]:
     braced = text.startswith("{")
     body = text[1:] if braced else text
     length = 0
-    while length < len(body) and (body[length].isalnum() or body[length] == "_"):
+    # Go's name characters: letters (Python's isalpha) and decimal digits (isdecimal, not
+    # isalnum, which also takes "²" and "½").
+    while length < len(body) and (
+        body[length].isalpha() or body[length].isdecimal() or body[length] == "_"
+    ):
         length += 1
     if length == 0:
         return None, text
@@ -391,7 +395,9 @@ def _template_name(text: str) -> tuple[str | None, str]:
 
 
 def _group_number(name: str) -> int | None:
-    if not name.isdigit() or (len(name) > 1 and name[0] == "0") or len(name) > 8:
+    """The group a name numbers, as Go reads it: ASCII digits, no leading zero, below 1e8."""
+    digits = name.isascii() and name.isdigit()
+    if not digits or (len(name) > 1 and name[0] == "0") or len(name) > 8:
         return None
     return int(name)
 
@@ -430,15 +436,17 @@ def histogram_quantile(q: float, vector: InstantVector) -> InstantVector:
 def label_replace(
     vector: InstantVector, *, destination: str, replacement: str, source: str, regex: str
 ) -> InstantVector:
+    # Compiled as Prometheus compiles it, anchored around the user's text, and searched:
+    # the same pattern with the same leftmost-first groups gives the same replacement.
     try:
-        pattern = compile_regex(regex)
-    except ValueError as exc:
+        pattern = label_regex.Regex(f"^(?:{regex})$")
+    except label_regex.RegexError as exc:
         raise PromQLError(f"invalid regular expression in label_replace(): {regex}") from exc
     if not is_valid_label_name(destination):
         raise PromQLError(f"invalid destination label name in label_replace(): {destination}")
     out: InstantVector = []
     for labels, value in vector:
-        found = pattern.fullmatch(labels.get(source, ""))
+        found = pattern.search(labels.get(source, ""))
         if found is None:
             out.append((labels, value))
             continue

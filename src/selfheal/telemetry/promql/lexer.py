@@ -84,6 +84,9 @@ class Token:
         return f'{self.kind.value} "{self.text or self.value}"'
 
 
+# ASCII only, as Prometheus' lexer: `str.isdigit` also holds for "²" and "٣", which no
+# number pattern reads.
+_DIGITS = frozenset("0123456789")
 _WORD = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _DURATION = re.compile(r"(?:[0-9]+(?:ms|[smhdwy]))+")
 _NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -108,6 +111,9 @@ _UNIT_MILLIS = {
     "w": 604_800_000,
     "y": 31_536_000_000,
 }
+# Prometheus holds a duration in Go's time.Duration, int64 nanoseconds, and refuses longer.
+_NANOS_PER_MILLI = 1_000_000
+_MAX_INT64 = 2**63 - 1
 _DURATION_PART = re.compile(r"([0-9]+)(ms|[smhdwy])")
 _DURATION_ORDER = ("y", "w", "d", "h", "m", "s", "ms")
 
@@ -132,6 +138,8 @@ def duration_seconds(token: Token, expression: str) -> float:
             )
         last = order
         millis += int(count) * _UNIT_MILLIS[unit]
+    if millis * _NANOS_PER_MILLI > _MAX_INT64:  # Go's time.Duration: about 292 years
+        raise PromQLError("duration out of range", expression=expression, position=token.position)
     return millis / 1000
 
 
@@ -185,7 +193,7 @@ class _Lexer:
             char = text[self.pos]
             if char in "\"'`":
                 self._string(char)
-            elif char.isdigit() or (char == "." and text[self.pos + 1 : self.pos + 2].isdigit()):
+            elif char in _DIGITS or (char == "." and text[self.pos + 1 : self.pos + 2] in _DIGITS):
                 self._number_or_duration()
             elif char.isalpha() or char == "_" or (char == ":" and not self.in_brackets):
                 self._word()
