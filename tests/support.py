@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -256,7 +255,7 @@ class ApiCallers:
     def __init__(self) -> None:
         self.tokens = {name: new_token() for name in self.ROLES}
         entries = [
-            TokenEntry(name, frozenset(roles), hashlib.sha256(self.tokens[name].encode()).digest())
+            TokenEntry.of_token(self.tokens[name], identity=name, roles=frozenset(roles))
             for name, roles in self.ROLES.items()
         ]
         self.authenticator = Authenticator(tokens=TokenTable(entries))

@@ -125,7 +125,7 @@ class Ports:
         }
 
     def record_request(self, **request: Any) -> None:
-        self.journal.record(**request)
+        self.journal.record_request(**request)
 
 
 @dataclass

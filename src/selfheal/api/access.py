@@ -11,7 +11,6 @@ roles, so tools on this machine can send alerts and read, and nobody approves wi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from pathlib import Path
 
@@ -40,9 +39,7 @@ def authenticator_for(settings: Settings) -> Authenticator:
     auth = api.auth
     if auth is None:
         token = local_token(settings.path(settings.state_dir))
-        entry = TokenEntry(
-            LOCAL_IDENTITY, LOCAL_ROLES, hashlib.sha256(token.encode("utf-8")).digest()
-        )
+        entry = TokenEntry.of_token(token, identity=LOCAL_IDENTITY, roles=LOCAL_ROLES)
         return Authenticator(tokens=TokenTable([entry]))
     tables: list[TokenTable] = []
     if auth.tokens_file is not None:

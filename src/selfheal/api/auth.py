@@ -90,6 +90,11 @@ class TokenEntry:
     roles: frozenset[str]
     sha256: bytes
 
+    @classmethod
+    def of_token(cls, token: str, *, identity: str, roles: frozenset[str]) -> TokenEntry:
+        """The entry for a token known in full (the local token, tests)."""
+        return cls(identity, roles, bytes.fromhex(token_digest(token)))
+
 
 def token_digest(token: str) -> str:
     """The hex SHA-256 the token file keeps for a token."""

@@ -166,7 +166,7 @@ def _start_api(settings: Settings, controller: Controller, authenticator: Any) -
             guardrails=controller,
             authenticator=authenticator,
             rate_limit=RateLimit(per_second=limit.per_second, burst=limit.burst),
-            requests=controller,
+            requests=controller.request_journal,
             allowed_hosts=settings.api.hosts(),
         ),
         host=host.strip("[]"),

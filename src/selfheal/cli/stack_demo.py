@@ -82,7 +82,7 @@ def run_stack_demo(
                 approvals=run.controller,
                 incidents=run.controller.incident_book,
                 authenticator=access.authenticator_for(stacked),
-                requests=run.controller,
+                requests=run.controller.request_journal,
             ),
             port=api_port,
         )

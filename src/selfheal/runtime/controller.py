@@ -622,26 +622,6 @@ class Controller:
             "window_s": outcome.window,
         }
 
-    def record_request(
-        self,
-        *,
-        identity: str | None,
-        roles: Sequence[str],
-        method: str,
-        route: str,
-        source: str,
-        status: int,
-    ) -> None:
-        """The API's RequestLog: an `api.request` audit record (see request_journal)."""
-        self.request_journal.record(
-            identity=identity,
-            roles=roles,
-            method=method,
-            route=route,
-            source=source,
-            status=status,
-        )
-
     def close(self) -> None:
         self.request_journal.close()
         self.bundle.close()

@@ -32,7 +32,10 @@ MAX_WAITING = 50_000
 
 
 class RequestJournal:
-    """Collects request records and appends them to the audit chain in batches."""
+    """Collects request records and appends them to the audit chain in batches.
+
+    It is the API's `RequestLog` port: the controller hands it to the app as it is.
+    """
 
     def __init__(self, store: Store, *, now: Callable[[], float]) -> None:
         self._store = store
@@ -43,7 +46,7 @@ class RequestJournal:
         self._closing = False
         self._thread: threading.Thread | None = None
 
-    def record(
+    def record_request(
         self,
         *,
         identity: str | None,
